@@ -1,0 +1,246 @@
+// Package pgtest gives each test a database of its own in a real PostgreSQL:
+// the one DATABASE_URL names, or a throwaway cluster it starts with the
+// machine's server binaries (initdb and pg_ctl, run as the postgres user when
+// the tests run as root, since PostgreSQL refuses to run as root).
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // the PostgreSQL driver
+
+	"newsletter/migrations"
+)
+
+var (
+	mu       sync.Mutex
+	adminURL string // a superuser connection to the server
+	template string // a migrated database each test copies
+	stop     func()
+)
+
+// Main runs a package's tests and stops the throwaway cluster, if one was
+// started, when they end. Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	mu.Lock()
+	if stop != nil {
+		stop()
+	}
+	mu.Unlock()
+	os.Exit(code)
+}
+
+// New returns a connection to a fresh database with every migration applied,
+// dropped when the test ends.
+func New(t testing.TB) *sqlx.DB {
+	t.Helper()
+	db, err := sqlx.Open("postgres", NewURL(t))
+	if err != nil {
+		t.Fatalf("pgtest: open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// NewURL creates a fresh migrated database and returns its connection URL,
+// for tests that hand the URL to a process of their own.
+func NewURL(t testing.TB) string {
+	t.Helper()
+	u, err := newDatabase(t.Name())
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return u
+}
+
+// Server returns the admin URL of the server the tests use, starting it if
+// needed, for tests that must restart or inspect it.
+func Server(t testing.TB) string {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if err := ensureServer(); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return adminURL
+}
+
+func newDatabase(testName string) (string, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if err := ensureServer(); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := sqlx.Open("postgres", adminURL)
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close()
+	if template == "" {
+		name := "nltpl_" + randomHex(6)
+		if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
+			return "", fmt.Errorf("create template database: %w", err)
+		}
+		tdb, err := sqlx.Open("postgres", withDB(adminURL, name))
+		if err != nil {
+			return "", err
+		}
+		_, err = migrations.Apply(ctx, tdb)
+		tdb.Close()
+		if err != nil {
+			return "", fmt.Errorf("migrate template database: %w", err)
+		}
+		template = name
+	}
+	name := "nltest_" + sanitize(testName) + "_" + randomHex(4)
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name+` TEMPLATE `+template); err != nil {
+		return "", fmt.Errorf("create test database: %w", err)
+	}
+	return withDB(adminURL, name), nil
+}
+
+// ensureServer is called with mu held.
+func ensureServer() error {
+	if adminURL != "" {
+		return nil
+	}
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		adminURL = u
+		return nil
+	}
+	u, s, err := StartCluster()
+	if err != nil {
+		return err
+	}
+	adminURL, stop = u, s
+	return nil
+}
+
+// StartCluster initialises and starts a PostgreSQL cluster in a temporary
+// folder, listening on a free loopback port, and returns its URL and a
+// function that stops it and removes the folder.
+func StartCluster() (string, func(), error) {
+	bindir, err := BinDir()
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "newsletter-pg-")
+	if err != nil {
+		return "", nil, fmt.Errorf("temporary folder: %w", err)
+	}
+	asPostgres := os.Geteuid() == 0
+	if asPostgres {
+		pu, err := user.Lookup("postgres")
+		if err != nil {
+			return "", nil, fmt.Errorf("running as root, PostgreSQL must run as the postgres user, which is missing (apt-get install postgresql): %w", err)
+		}
+		uid, _ := strconv.Atoi(pu.Uid)
+		gid, _ := strconv.Atoi(pu.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return "", nil, fmt.Errorf("chown %s: %w", dir, err)
+		}
+	}
+	run := func(name string, args ...string) *exec.Cmd {
+		bin := filepath.Join(bindir, name)
+		if asPostgres {
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--", bin}, args...)...)
+		}
+		return exec.Command(bin, args...)
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	opts := fmt.Sprintf("-h 127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
+	if out, err := run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start").CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("pg_ctl start: %v: %s %s", err, out, log)
+	}
+	stopFn := func() {
+		run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").Run()
+		os.RemoveAll(dir)
+	}
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), stopFn, nil
+}
+
+// BinDir finds the PostgreSQL server binaries: pg_config --bindir, then
+// /usr/lib/postgresql/*/bin, newest first.
+func BinDir() (string, error) {
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		d := strings.TrimSpace(string(out))
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(dirs[i], "initdb")); err == nil {
+			return dirs[i], nil
+		}
+	}
+	return "", fmt.Errorf("no PostgreSQL server binaries (initdb) found: set DATABASE_URL, or install them with: apt-get install postgresql")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func withDB(raw, name string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func sanitize(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+		if b.Len() >= 30 {
+			break
+		}
+	}
+	return b.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
