@@ -36,7 +36,8 @@ CREATE TABLE deliveries (
     edition_id       bigint      NOT NULL REFERENCES editions (id),
     subscriber_id    bigint      NOT NULL REFERENCES subscribers (id),
     status           text        NOT NULL DEFAULT 'queued'
-                     CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+                     -- skipped: the subscriber left (or bounced) between enqueue and send.
+                     CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'skipped')),
     -- Fixed at enqueue and reused on every attempt.
     message_id       text        NOT NULL UNIQUE,
     attempts         integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),

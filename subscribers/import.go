@@ -1,0 +1,255 @@
+package subscribers
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// RowError is one bad row of an import, with its line number in the file.
+type RowError struct {
+	Line int
+	Err  error
+}
+
+func (e RowError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+
+// ImportError lists every bad row of a file; nothing of the file was stored.
+type ImportError struct {
+	Rows []RowError
+}
+
+func (e *ImportError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d bad row(s), nothing imported:", len(e.Rows))
+	for _, r := range e.Rows {
+		b.WriteString("\n  ")
+		b.WriteString(r.Error())
+	}
+	return b.String()
+}
+
+// ImportResult counts what an import did.
+type ImportResult struct {
+	Rows    int // data rows read
+	Added   int // new people
+	Updated int // people already on the list
+	// KeptUnsubscribed counts rows that would have confirmed someone who
+	// had left (or bounced); they stay as they are.
+	KeptUnsubscribed int
+}
+
+// maxRowErrors bounds the errors kept for one file: a file that is wrong
+// throughout does not need all of them reported.
+const maxRowErrors = 100
+
+// importBatch is how many rows go in one multi-row upsert.
+const importBatch = 500
+
+// upsertRows inserts new people and updates existing ones without ever
+// bringing back someone who left: an unsubscribed or bounced person keeps
+// that status whatever the file says; a confirmed person is not set back to
+// pending; a file may still record that someone unsubscribed. The CTE reports
+// what it did per row.
+const upsertRows = `
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+        AS t(uuid, email, name, status, token_hash)
+), existing AS (
+    SELECT s.id, lower(s.email) AS key, s.status FROM subscribers s
+    WHERE lower(s.email) IN (SELECT lower(email) FROM input)
+    FOR UPDATE
+), upserted AS (
+    INSERT INTO subscribers AS s (uuid, email, name, status, unsub_token_hash, confirmed_at, unsubscribed_at)
+    SELECT uuid, email, name, status, token_hash,
+           CASE WHEN status = 'confirmed' THEN now() END,
+           CASE WHEN status = 'unsubscribed' THEN now() END
+    FROM input
+    ON CONFLICT ((lower(email))) DO UPDATE SET
+        name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
+        status = CASE
+            WHEN s.status IN ('unsubscribed', 'bounced') THEN s.status
+            WHEN excluded.status = 'unsubscribed' THEN 'unsubscribed'
+            WHEN excluded.status = 'confirmed' THEN 'confirmed'
+            ELSE s.status END,
+        confirmed_at = CASE
+            WHEN s.status = 'pending' AND excluded.status = 'confirmed' THEN now()
+            ELSE s.confirmed_at END,
+        unsubscribed_at = CASE
+            WHEN s.status NOT IN ('unsubscribed', 'bounced') AND excluded.status = 'unsubscribed' THEN now()
+            ELSE s.unsubscribed_at END,
+        updated_at = now()
+    RETURNING lower(s.email) AS key
+)
+SELECT
+    (SELECT count(*) FROM upserted u WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.key = u.key)) AS added,
+    (SELECT count(*) FROM existing) AS updated,
+    (SELECT count(*) FROM existing e JOIN input i ON lower(i.email) = e.key
+        WHERE e.status IN ('unsubscribed', 'bounced') AND i.status = 'confirmed') AS kept`
+
+// Import reads a CSV file with a header row (email required; name and status
+// optional, in any order) and stores it all or not at all: every bad row is
+// reported with its line number, and then nothing is stored. defaultStatus
+// applies to rows without a status.
+func (s *Store) Import(ctx context.Context, r io.Reader, defaultStatus Status) (ImportResult, error) {
+	var res ImportResult
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return res, fmt.Errorf("import: the file is empty; want a CSV with a header row naming an email column")
+	}
+	if err != nil {
+		return res, fmt.Errorf("import: read header: %w", err)
+	}
+	cols := map[string]int{}
+	for i, h := range header {
+		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		switch h {
+		case "email", "name", "status":
+			if _, dup := cols[h]; dup {
+				return res, fmt.Errorf("import: the header names column %q twice", h)
+			}
+			cols[h] = i
+		default:
+			return res, fmt.Errorf("import: unknown column %q in the header; the columns are email (required), name and status", h)
+		}
+	}
+	if _, ok := cols["email"]; !ok {
+		return res, fmt.Errorf("import: the header row has no email column (found %q)", strings.Join(header, ","))
+	}
+
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("import: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	var bad []RowError
+	seen := map[string]int{} // lower-cased address -> line, to catch duplicates in the file
+	var batch importRows
+	flush := func() error {
+		if len(batch.email) == 0 || len(bad) > 0 {
+			batch = importRows{}
+			return nil
+		}
+		var c struct {
+			Added   int `db:"added"`
+			Updated int `db:"updated"`
+			Kept    int `db:"kept"`
+		}
+		if err := batch.upsert(ctx, tx, &c); err != nil {
+			return fmt.Errorf("import: store rows: %w", err)
+		}
+		res.Added += c.Added
+		res.Updated += c.Updated
+		res.KeptUnsubscribed += c.Kept
+		batch = importRows{}
+		return nil
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				bad = append(bad, RowError{Line: pe.Line, Err: pe.Err})
+				if len(bad) >= maxRowErrors {
+					break
+				}
+				continue
+			}
+			return res, fmt.Errorf("import: read: %w", err)
+		}
+		res.Rows++
+		email, name, status, err := parseRow(rec, cols, defaultStatus)
+		if err == nil {
+			key := strings.ToLower(email)
+			if prev, dup := seen[key]; dup {
+				err = fmt.Errorf("%s is already on line %d", email, prev)
+			} else {
+				seen[key] = line
+			}
+		}
+		if err != nil {
+			bad = append(bad, RowError{Line: line, Err: err})
+			if len(bad) >= maxRowErrors {
+				break
+			}
+			continue
+		}
+		id := newUUID()
+		batch.add(id, email, name, status, HashToken(s.Tokens.Unsubscribe(id)))
+		if len(batch.email) >= importBatch {
+			if err := flush(); err != nil {
+				return res, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return res, err
+	}
+	if len(bad) > 0 {
+		return ImportResult{}, &ImportError{Rows: bad}
+	}
+	if res.Rows == 0 {
+		return res, fmt.Errorf("import: the file has a header but no rows")
+	}
+	if err := tx.Commit(); err != nil {
+		return ImportResult{}, fmt.Errorf("import: commit: %w", err)
+	}
+	return res, nil
+}
+
+func parseRow(rec []string, cols map[string]int, defaultStatus Status) (email, name string, status Status, err error) {
+	field := func(c string) string {
+		i, ok := cols[c]
+		if !ok || i >= len(rec) {
+			return ""
+		}
+		return strings.TrimSpace(rec[i])
+	}
+	if email, err = NormalizeAddress(field("email")); err != nil {
+		return "", "", "", err
+	}
+	raw := field("name")
+	if strings.ContainsAny(raw, "\r\n") {
+		return "", "", "", fmt.Errorf("the name contains a line break")
+	}
+	name = CleanName(raw)
+	status = defaultStatus
+	if st := field("status"); st != "" {
+		if status, err = ParseStatus(strings.ToLower(st)); err != nil {
+			return "", "", "", err
+		}
+	}
+	return email, name, status, nil
+}
+
+// importRows is one batch in the column-wise shape unnest() takes.
+type importRows struct {
+	uuid, email, name, status []string
+	hash                      [][]byte
+}
+
+func (b *importRows) add(uuid, email, name string, status Status, hash []byte) {
+	b.uuid = append(b.uuid, uuid)
+	b.email = append(b.email, email)
+	b.name = append(b.name, name)
+	b.status = append(b.status, string(status))
+	b.hash = append(b.hash, hash)
+}
+
+func (b *importRows) upsert(ctx context.Context, tx *sqlx.Tx, dst any) error {
+	return tx.GetContext(ctx, dst, upsertRows, pq.Array(b.uuid), pq.Array(b.email), pq.Array(b.name), pq.Array(b.status), pq.ByteaArray(b.hash))
+}
