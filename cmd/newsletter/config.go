@@ -1,0 +1,217 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"newsletter/mailer"
+	"newsletter/subscribers"
+)
+
+// config is the configuration a subcommand asked for. Each value comes from
+// a flag or, when the flag is not given, from its environment variable. Flag
+// defaults are left empty on purpose: `-h` must never print a password taken
+// from the environment.
+type config struct {
+	databaseURL  string
+	smtpURL      string
+	from         string
+	baseURL      string
+	tz           string
+	templatesDir string
+	listen       string
+	listID       string
+
+	smtp     mailer.Config
+	fromAddr *mail.Address
+	location *time.Location
+	tokens   *subscribers.Tokens
+
+	need map[string]bool
+}
+
+// Variables, for the messages that say what to fix.
+const (
+	envDatabaseURL = "DATABASE_URL"
+	envSMTPURL     = "SMTP_URL"
+	envFrom        = "NEWSLETTER_FROM"
+	envBaseURL     = "NEWSLETTER_BASE_URL"
+	envTZ          = "NEWSLETTER_TZ"
+	envTemplates   = "NEWSLETTER_TEMPLATES"
+	envListen      = "NEWSLETTER_LISTEN"
+	envListID      = "NEWSLETTER_LIST_ID"
+	// The secret has no flag: a flag would show it in `ps` to every user.
+	envSecret = "NEWSLETTER_SECRET"
+)
+
+func newConfig(fs *flag.FlagSet, needs ...string) *config {
+	c := &config{need: map[string]bool{}}
+	for _, n := range needs {
+		c.need[n] = true
+		switch n {
+		case envDatabaseURL:
+			fs.StringVar(&c.databaseURL, "database-url", "", "PostgreSQL URL (env "+envDatabaseURL+")")
+		case envSMTPURL:
+			fs.StringVar(&c.smtpURL, "smtp-url", "", "smtp://user:pass@host:port?tls=starttls|tls|none, or smtps:// (env "+envSMTPURL+")")
+		case envFrom:
+			fs.StringVar(&c.from, "from", "", "sender, like 'London Daily <newsletter@example.com>' (env "+envFrom+")")
+		case envBaseURL:
+			fs.StringVar(&c.baseURL, "base-url", "", "public address of the reader pages, used for every link in the email (env "+envBaseURL+")")
+		case envTZ:
+			fs.StringVar(&c.tz, "tz", "", "time zone that decides what 'today' is, like Europe/London (env "+envTZ+"; default UTC)")
+		case envTemplates:
+			fs.StringVar(&c.templatesDir, "templates", "", "folder whose templates override the built-in ones (env "+envTemplates+")")
+		case envListen:
+			fs.StringVar(&c.listen, "listen", "", "HTTP address to listen on (env "+envListen+"; default 127.0.0.1:8080)")
+		case envListID:
+			fs.StringVar(&c.listID, "list-id", "", "List-Id header, like 'London Daily <daily.news.example.com>' (env "+envListID+"; default from NEWSLETTER_FROM)")
+		case envSecret:
+		default:
+			panic("unknown configuration " + n)
+		}
+	}
+	return c
+}
+
+// load fills empty values from the environment and checks every value the
+// subcommand needs, saying which variable to fix.
+func (c *config) load(log *slog.Logger) error {
+	env := func(dst *string, name string) {
+		if *dst == "" {
+			*dst = strings.TrimSpace(os.Getenv(name))
+		}
+	}
+	if c.need[envDatabaseURL] {
+		env(&c.databaseURL, envDatabaseURL)
+		if c.databaseURL == "" {
+			return fmt.Errorf("%s is not set: set it to your PostgreSQL URL, like postgres://user:pass@localhost/newsletter?sslmode=disable", envDatabaseURL)
+		}
+		if u, err := url.Parse(c.databaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return fmt.Errorf("%s must be a postgres:// URL, like postgres://user:pass@localhost/newsletter?sslmode=disable", envDatabaseURL)
+		}
+	}
+	if c.need[envSMTPURL] {
+		env(&c.smtpURL, envSMTPURL)
+		if c.smtpURL == "" {
+			return fmt.Errorf("%s is not set: set it to your relay, like smtp://user:pass@smtp.example.com:587 (STARTTLS), smtps://... (implicit TLS) or smtp://localhost:1025?tls=none", envSMTPURL)
+		}
+		s, err := mailer.ParseURL(c.smtpURL)
+		if err != nil {
+			return err // ParseURL names SMTP_URL and never the password
+		}
+		c.smtp = s
+	}
+	if c.need[envFrom] {
+		env(&c.from, envFrom)
+		if c.from == "" {
+			return fmt.Errorf("%s is not set: set it to the sender, like 'London Daily <newsletter@example.com>'", envFrom)
+		}
+		a, err := mail.ParseAddress(c.from)
+		if err != nil || strings.ContainsAny(c.from, "\r\n") || !strings.Contains(a.Address, "@") {
+			return fmt.Errorf("%s %q is not an address like 'London Daily <newsletter@example.com>'", envFrom, c.from)
+		}
+		c.fromAddr = a
+	}
+	if c.need[envBaseURL] {
+		env(&c.baseURL, envBaseURL)
+		if c.baseURL == "" {
+			return fmt.Errorf("%s is not set: set it to the public address of the reader pages, like https://news.example.com/newsletter", envBaseURL)
+		}
+		u, err := url.Parse(c.baseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%s %q must be an absolute http(s) address without query, like https://news.example.com/newsletter", envBaseURL, c.baseURL)
+		}
+		c.baseURL = strings.TrimRight(c.baseURL, "/")
+		if u.Scheme != "https" && !isLoopback(u.Hostname()) {
+			log.Warn(envBaseURL + " is not HTTPS: mailbox providers expect one-click unsubscribe links over HTTPS (RFC 8058 section 3.2)")
+		}
+	}
+	if c.need[envTZ] {
+		env(&c.tz, envTZ)
+		if c.tz == "" {
+			c.tz = "UTC"
+		}
+		loc, err := time.LoadLocation(c.tz)
+		if err != nil {
+			return fmt.Errorf("%s %q is not a time zone: use a name like Europe/London or UTC", envTZ, c.tz)
+		}
+		c.location = loc
+	}
+	if c.need[envTemplates] {
+		env(&c.templatesDir, envTemplates)
+		if c.templatesDir != "" {
+			if st, err := os.Stat(c.templatesDir); err != nil || !st.IsDir() {
+				return fmt.Errorf("%s %q is not a folder: point it at a folder of templates that override the built-in ones, or unset it", envTemplates, c.templatesDir)
+			}
+		}
+	}
+	if c.need[envListen] {
+		env(&c.listen, envListen)
+		if c.listen == "" {
+			c.listen = "127.0.0.1:8080"
+		}
+		if _, _, err := net.SplitHostPort(c.listen); err != nil {
+			return fmt.Errorf("%s %q must be host:port, like 127.0.0.1:8080", envListen, c.listen)
+		}
+	}
+	if c.need[envListID] {
+		env(&c.listID, envListID)
+		if strings.ContainsAny(c.listID, "\r\n") {
+			return fmt.Errorf("%s must be one line", envListID)
+		}
+	}
+	if c.need[envSecret] {
+		s := os.Getenv(envSecret)
+		if s == "" {
+			return fmt.Errorf("%s is not set: it keys the links in every email; generate one with `newsletter secret`, keep it, and never change it (changing it breaks the unsubscribe links already sent)", envSecret)
+		}
+		t, err := subscribers.NewTokens([]byte(s))
+		if err != nil {
+			return fmt.Errorf("%s: %w", envSecret, err)
+		}
+		c.tokens = t
+	}
+	return nil
+}
+
+// fromDomain is the domain of the sender address, used for Message-IDs.
+func (c *config) fromDomain() string {
+	return c.fromAddr.Address[strings.LastIndexByte(c.fromAddr.Address, '@')+1:]
+}
+
+// listIDHeader is the List-Id value (RFC 2919 section 2): the configured one,
+// or the site's name and an id made from the sender address.
+func (c *config) listIDHeader(siteName string) string {
+	if c.listID != "" {
+		return c.listID
+	}
+	local := c.fromAddr.Address[:strings.LastIndexByte(c.fromAddr.Address, '@')]
+	id := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(local))
+	return fmt.Sprintf("%s <%s.%s>", siteName, id, c.fromDomain())
+}
+
+// unsubscribeMailto is the mailto: half of List-Unsubscribe (RFC 2369
+// section 3.2): a message to the sender with the subject "unsubscribe".
+func (c *config) unsubscribeMailto() string {
+	return "mailto:" + c.fromAddr.Address + "?subject=unsubscribe"
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,278 @@
+// Package delivery owns the deliveries table, which is at once the send queue
+// and the record of what happened to every recipient of every edition, and
+// the workers that drain it.
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Delivery statuses, as the table's CHECK constraint spells them.
+const (
+	Queued  = "queued"  // waiting for a worker (next_attempt_at says when)
+	Sending = "sending" // leased by a worker (lease_holder, lease_expires_at)
+	Sent    = "sent"    // the SMTP server accepted it (250 to DATA)
+	Failed  = "failed"  // given up: permanent says whether the server refused it
+	Skipped = "skipped" // the subscriber left between enqueue and send
+)
+
+// Queue reads and writes the deliveries table.
+type Queue struct {
+	DB *sqlx.DB
+}
+
+// Job is one leased delivery, with what is needed to address it.
+type Job struct {
+	ID               int64  `db:"id"`
+	SubscriberID     int64  `db:"subscriber_id"`
+	MessageID        string `db:"message_id"`
+	Attempts         int    `db:"attempts"` // including this one
+	SubscriberUUID   string `db:"uuid"`
+	Email            string `db:"email"`
+	Name             string `db:"name"`
+	SubscriberStatus string `db:"subscriber_status"`
+}
+
+const markSendStarted = `UPDATE editions SET send_started_at = coalesce(send_started_at, now()) WHERE id = $1`
+
+// enqueueConfirmed queues every confirmed subscriber not yet queued for the
+// edition. The Message-ID is fixed here, once per recipient, and reused on
+// every retry, so a receiving server can tell a retry from a new message.
+const enqueueConfirmed = `
+INSERT INTO deliveries (edition_id, subscriber_id, message_id)
+SELECT $1, s.id, gen_random_uuid()::text || '@' || $2
+FROM subscribers s
+WHERE s.status = 'confirmed'
+ORDER BY s.id
+ON CONFLICT (edition_id, subscriber_id) DO NOTHING`
+
+// Enqueue queues the edition for every confirmed subscriber who is not
+// queued for it yet, and freezes the edition (send_started_at), in one
+// transaction: running it twice queues nobody twice. msgIDDomain is the
+// right-hand side of the Message-IDs (RFC 5322 section 3.6.4).
+func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string) (int64, error) {
+	tx, err := q.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: begin: %w", editionID, err)
+	}
+	defer tx.Rollback()
+	// Updating the edition first takes its row lock, which an edition
+	// re-import also takes: an import can't slip in once the send started.
+	if _, err := tx.ExecContext(ctx, markSendStarted, editionID); err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: mark send started: %w", editionID, err)
+	}
+	res, err := tx.ExecContext(ctx, enqueueConfirmed, editionID, msgIDDomain)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+	}
+	n, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: commit: %w", editionID, err)
+	}
+	return n, nil
+}
+
+// leaseJobs takes up to $3 due deliveries of the edition that no other
+// worker holds (SKIP LOCKED: workers never wait on each other), marks them
+// held by $2 until the lease expires, and counts the attempt now, before
+// anything is dialled, so a crash mid-send still counts.
+const leaseJobs = `
+WITH picked AS (
+    SELECT id FROM deliveries
+    WHERE edition_id = $1 AND status = 'queued' AND next_attempt_at <= now()
+    ORDER BY id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d
+SET status = 'sending', lease_holder = $2,
+    lease_expires_at = now() + make_interval(secs => $4),
+    attempts = d.attempts + 1, updated_at = now()
+FROM picked, subscribers s
+WHERE d.id = picked.id AND s.id = d.subscriber_id
+RETURNING d.id, d.subscriber_id, d.message_id, d.attempts, s.uuid, s.email, s.name, s.status AS subscriber_status`
+
+// Lease takes up to n due deliveries of the edition for holder.
+func (q *Queue) Lease(ctx context.Context, editionID int64, holder string, n int, ttl time.Duration) ([]Job, error) {
+	var jobs []Job
+	if err := q.DB.SelectContext(ctx, &jobs, leaseJobs, editionID, holder, n, ttl.Seconds()); err != nil {
+		return nil, fmt.Errorf("lease deliveries: %w", err)
+	}
+	return jobs, nil
+}
+
+// Result is the outcome of one leased delivery, to be recorded.
+type Result struct {
+	ID           int64
+	SubscriberID int64
+	Status       string    // Sent, Failed, Skipped, or Queued for a retry
+	NextAttempt  time.Time // for a retry
+	Permanent    bool      // for Failed
+	HardBounce   bool      // the mailbox does not exist: the subscriber is marked bounced
+	Code         int
+	Enhanced     string
+	Reply        string
+}
+
+// recordResults writes a batch of outcomes, but only for deliveries the
+// holder still holds: if the lease expired and another worker took the
+// delivery, this worker's late result must not overwrite the other's.
+const recordResults = `
+UPDATE deliveries d
+SET status = v.status,
+    lease_holder = NULL, lease_expires_at = NULL,
+    next_attempt_at = coalesce(nullif(v.next_at, '')::timestamptz, d.next_attempt_at),
+    permanent = CASE WHEN v.status = 'failed' THEN v.permanent END,
+    smtp_code = nullif(v.code, 0),
+    smtp_enhanced = nullif(v.enhanced, ''),
+    smtp_reply = nullif(v.reply, ''),
+    sent_at = CASE WHEN v.status = 'sent' THEN now() END,
+    updated_at = now()
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::text[], $8::text[])
+    AS v(id, status, next_at, permanent, code, enhanced, reply)
+WHERE d.id = v.id AND d.status = 'sending' AND d.lease_holder = $1`
+
+const markBounced = `
+UPDATE subscribers SET status = 'bounced', updated_at = now()
+WHERE id = ANY($1) AND status = 'confirmed'`
+
+// Record writes the outcomes of a batch in one transaction and returns how
+// many were still held by holder (and so written).
+func (q *Queue) Record(ctx context.Context, holder string, results []Result) (int64, error) {
+	if len(results) == 0 {
+		return 0, nil
+	}
+	n := len(results)
+	ids, subs := make([]int64, n), []int64{}
+	status, next, enh, reply := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	perm, codes := make([]bool, n), make([]int64, n)
+	for i, r := range results {
+		ids[i], status[i], perm[i], codes[i], enh[i], reply[i] = r.ID, r.Status, r.Permanent, int64(r.Code), r.Enhanced, r.Reply
+		if !r.NextAttempt.IsZero() {
+			next[i] = r.NextAttempt.UTC().Format(time.RFC3339Nano)
+		}
+		if r.HardBounce {
+			subs = append(subs, r.SubscriberID)
+		}
+	}
+	tx, err := q.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("record deliveries: begin: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, recordResults, holder, pq.Array(ids), pq.Array(status), pq.Array(next),
+		pq.Array(perm), pq.Array(codes), pq.Array(enh), pq.Array(reply))
+	if err != nil {
+		return 0, fmt.Errorf("record deliveries: %w", err)
+	}
+	written, _ := res.RowsAffected()
+	if len(subs) > 0 {
+		if _, err := tx.ExecContext(ctx, markBounced, pq.Array(subs)); err != nil {
+			return 0, fmt.Errorf("record deliveries: mark hard bounces: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("record deliveries: commit: %w", err)
+	}
+	return written, nil
+}
+
+// Release hands back leased deliveries that were never tried (the worker is
+// stopping): the attempt counted at lease time is taken back.
+func (q *Queue) Release(ctx context.Context, holder string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := q.DB.ExecContext(ctx, `
+		UPDATE deliveries SET status = 'queued', lease_holder = NULL, lease_expires_at = NULL,
+			attempts = greatest(attempts - 1, 0), updated_at = now()
+		WHERE id = ANY($2) AND status = 'sending' AND lease_holder = $1`, holder, pq.Array(ids))
+	if err != nil {
+		return fmt.Errorf("release deliveries: %w", err)
+	}
+	return nil
+}
+
+// Rescue returns to the queue the deliveries whose lease expired: their
+// worker died or hung. The attempt stays counted, since the message may have
+// gone out; this is the one window for a duplicate.
+func (q *Queue) Rescue(ctx context.Context) (int64, error) {
+	res, err := q.DB.ExecContext(ctx, `
+		UPDATE deliveries SET status = 'queued', lease_holder = NULL, lease_expires_at = NULL, updated_at = now()
+		WHERE status = 'sending' AND lease_expires_at < now()`)
+	if err != nil {
+		return 0, fmt.Errorf("rescue expired leases: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// Pending tells how many deliveries of the edition are not finished (queued
+// or leased), and when the earliest queued one is due.
+func (q *Queue) Pending(ctx context.Context, editionID int64) (int64, time.Time, error) {
+	var r struct {
+		N    int64      `db:"n"`
+		Next *time.Time `db:"next"`
+	}
+	err := q.DB.GetContext(ctx, &r, `
+		SELECT count(*) AS n, min(next_attempt_at) FILTER (WHERE status = 'queued') AS next
+		FROM deliveries WHERE edition_id = $1 AND status IN ('queued', 'sending')`, editionID)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("count pending deliveries: %w", err)
+	}
+	var next time.Time
+	if r.Next != nil {
+		next = *r.Next
+	}
+	return r.N, next, nil
+}
+
+// Counts is how many deliveries of an edition are in each status.
+type Counts struct {
+	Queued, Sending, Sent, Failed, Skipped int64
+	// FailedPermanent is the part of Failed the servers refused.
+	FailedPermanent int64
+}
+
+// Total is the number of recipients the edition was queued for.
+func (c Counts) Total() int64 { return c.Queued + c.Sending + c.Sent + c.Failed + c.Skipped }
+
+// Count tallies an edition's deliveries by status.
+func (q *Queue) Count(ctx context.Context, editionID int64) (Counts, error) {
+	var c Counts
+	rows, err := q.DB.QueryContext(ctx, `
+		SELECT status, coalesce(permanent, false), count(*) FROM deliveries
+		WHERE edition_id = $1 GROUP BY 1, 2`, editionID)
+	if err != nil {
+		return c, fmt.Errorf("count deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var perm bool
+		var n int64
+		if err := rows.Scan(&st, &perm, &n); err != nil {
+			return c, fmt.Errorf("count deliveries: %w", err)
+		}
+		switch st {
+		case Queued:
+			c.Queued += n
+		case Sending:
+			c.Sending += n
+		case Sent:
+			c.Sent += n
+		case Failed:
+			c.Failed += n
+			if perm {
+				c.FailedPermanent += n
+			}
+		case Skipped:
+			c.Skipped += n
+		}
+	}
+	return c, rows.Err()
+}
