@@ -1,11 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"text/tabwriter"
+	"time"
 
 	"newsletter/subscribers"
 )
@@ -87,16 +88,18 @@ func cmdSubscribers(ctx context.Context, e *env) error {
 		}
 		fmt.Fprintf(e.stdout, "added subscriber %d (%s)\n", s.ID, s.Status)
 	case "list":
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tEMAIL\tNAME\tSTATUS\tCREATED")
+		// Tab-separated and streamed a page at a time: a list of any size
+		// prints without being held in memory.
+		w := bufio.NewWriter(e.stdout)
+		fmt.Fprintln(w, "id\temail\tname\tstatus\tcreated")
 		err := store.Each(ctx, st, func(s subscribers.Subscriber) error {
-			_, err := fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, s.Email, s.Name, s.Status, s.CreatedAt.Format("2006-01-02 15:04"))
+			_, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", s.ID, s.Email, s.Name, s.Status, s.CreatedAt.UTC().Format(time.RFC3339))
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		return tw.Flush()
+		return w.Flush()
 	}
 	return nil
 }

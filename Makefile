@@ -1,0 +1,28 @@
+# The README's two commands are `make demo` and `make test`.
+GO ?= go
+
+.PHONY: build test demo demo-stop bench lint
+
+build:
+	$(GO) build -o bin/newsletter ./cmd/newsletter
+
+# The whole suite against real PostgreSQL and SMTP servers. Each test package
+# starts a throwaway PostgreSQL unless DATABASE_URL names one.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Migrations, sample subscribers, the demo edition, a real SMTP send to a
+# local catcher; prints where to look. Uses DATABASE_URL / SMTP_URL if set.
+demo:
+	bash scripts/demo.sh
+
+demo-stop:
+	bash scripts/demo.sh stop
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+lint:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	$(GO) vet ./...

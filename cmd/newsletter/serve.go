@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"newsletter/edition"
+	"newsletter/subscribers"
+	"newsletter/templates"
+	"newsletter/web"
+)
+
+func cmdServe(ctx context.Context, e *env) error {
+	fs := flagSet(e, "serve", "serve [flags]\n\nServes the reader pages: GET/POST /u/{token} (one-click unsubscribe, RFC 8058), /healthz, /readyz.")
+	c := newConfig(fs, envDatabaseURL, envListen, envTemplates, envSecret, envBaseURL)
+	var site string
+	fs.StringVar(&site, "site-name", "", "the publication's name shown on the pages (env NEWSLETTER_SITE_NAME; default: the latest edition's)")
+	if _, err := parseArgs(fs, e.args); err != nil {
+		return err
+	}
+	if err := c.load(e.log); err != nil {
+		return err
+	}
+	tpl, err := templates.Load(c.templatesDir)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if site == "" {
+		site = os.Getenv("NEWSLETTER_SITE_NAME")
+	}
+	eds := &edition.Store{DB: db}
+	if site == "" {
+		site = latestSiteName(ctx, eds)
+	}
+	srv := &web.Server{
+		DB:          db,
+		Subscribers: &subscribers.Store{DB: db, Tokens: c.tokens},
+		Editions:    eds,
+		BaseURL:     c.baseURL,
+		Templates:   tpl,
+		SiteName:    site,
+		Log:         e.log,
+	}
+	hs := &http.Server{
+		Addr:              c.listen,
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (%s): %w", c.listen, envListen, err)
+	}
+	e.log.Info("serving", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	e.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// latestSiteName is the site name of the newest edition, for pages that
+// name the publication; "the newsletter" before any edition exists.
+func latestSiteName(ctx context.Context, eds *edition.Store) string {
+	list, err := eds.List(ctx)
+	if err != nil || len(list) == 0 {
+		return "the newsletter"
+	}
+	st, err := eds.GetByID(ctx, list[0].ID)
+	if err != nil {
+		return "the newsletter"
+	}
+	return st.Edition.Site.Name
+}

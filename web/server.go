@@ -1,0 +1,227 @@
+// Package web is the HTTP server of the reader pages: the one-click
+// unsubscribe endpoint every email links to, and health checks.
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"newsletter/edition"
+	"newsletter/subscribers"
+	"newsletter/templates"
+)
+
+// Server serves the reader pages.
+type Server struct {
+	DB          *sqlx.DB
+	Subscribers *subscribers.Store
+	Editions    *edition.Store
+	Templates   *templates.Set
+	SiteName    string
+	BaseURL     string // public address of these pages, for absolute links
+	Log         *slog.Logger
+}
+
+// Handler routes the reader pages. Routes use the standard library's
+// pattern syntax; logs name the pattern, never the path, which holds tokens.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /u/{token}", s.unsubscribePage)
+	mux.HandleFunc("POST /u/{token}", s.unsubscribe)
+	mux.HandleFunc("GET /editions", s.archive)
+	mux.HandleFunc("GET /editions/{date}", s.webEdition)
+	return s.logRequests(securityHeaders(mux))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.DB.PingContext(ctx); err != nil {
+		s.Log.Warn("readyz: database unreachable", "err", err)
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// unsubscribePage answers the GET of a List-Unsubscribe link with a page
+// whose button unsubscribes. The GET itself changes nothing: link scanners
+// and mail-client previews fetch links nobody clicked.
+func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
+	sub, ok := s.subscriber(w, r)
+	if !ok {
+		return
+	}
+	// The page is reachable by whoever holds the link: it shows the
+	// address masked, never whole.
+	s.page(w, http.StatusOK, "unsubscribe.html", templates.UnsubscribePage{
+		SiteName:    s.SiteName,
+		Action:      r.URL.Path,
+		MaskedEmail: templates.MaskEmail(sub.Email),
+		Done:        sub.Status == subscribers.Unsubscribed,
+	})
+}
+
+// unsubscribe is the RFC 8058 one-click endpoint, also used by the page's
+// button. RFC 8058 section 3.1: the POST carries List-Unsubscribe=One-Click
+// and no cookie; it must work without any further step, so it answers 200
+// with no redirect (section 3.2: no redirect-based confirmation).
+func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseMultipartForm(64 << 10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		s.page(w, http.StatusBadRequest, "message.html", message("Bad request", "The form could not be read."))
+		return
+	}
+	if r.PostFormValue("List-Unsubscribe") != "One-Click" {
+		s.page(w, http.StatusBadRequest, "message.html", message("Bad request", "This address unsubscribes with a one-click POST (RFC 8058)."))
+		return
+	}
+	sub, ok := s.subscriber(w, r)
+	if !ok {
+		return
+	}
+	if err := s.Subscribers.Unsubscribe(r.Context(), sub.ID); err != nil {
+		s.Log.Error("unsubscribe failed", "subscriber", sub.ID, "err", err)
+		s.page(w, http.StatusInternalServerError, "message.html", message("Something went wrong", "We could not unsubscribe you just now. Please try again in a minute."))
+		return
+	}
+	s.Log.Info("unsubscribed", "subscriber", sub.ID, "how", "one-click")
+	s.page(w, http.StatusOK, "unsubscribe.html", templates.UnsubscribePage{SiteName: s.SiteName, Action: r.URL.Path, Done: true})
+}
+
+// subscriber finds the subscriber of the token in the path, or answers 404.
+func (s *Server) subscriber(w http.ResponseWriter, r *http.Request) (*subscribers.Subscriber, bool) {
+	sub, err := s.Subscribers.ByUnsubscribeToken(r.Context(), r.PathValue("token"))
+	if errors.Is(err, subscribers.ErrNotFound) {
+		s.page(w, http.StatusNotFound, "message.html", message("This link is not valid", "Check that the whole link from the email was copied."))
+		return nil, false
+	}
+	if err != nil {
+		s.Log.Error("find subscriber by token", "err", err)
+		s.page(w, http.StatusInternalServerError, "message.html", message("Something went wrong", "Please try again in a minute."))
+		return nil, false
+	}
+	return sub, true
+}
+
+func message(title, text string) templates.MessagePage {
+	return templates.MessagePage{Title: title, Message: text}
+}
+
+// page renders a template into a buffer first, so a template error becomes a
+// clean 500 rather than half a page.
+func (s *Server) page(w http.ResponseWriter, status int, name string, data any) {
+	if m, ok := data.(templates.MessagePage); ok {
+		m.SiteName = s.SiteName
+		data = m
+	}
+	var buf bytes.Buffer
+	if err := s.Templates.Page(&buf, name, data); err != nil {
+		s.Log.Error("render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// logRequests logs each request by its route pattern: the path itself holds
+// tokens, which must never reach a log.
+func (s *Server) logRequests(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" {
+			route = r.Method + " (no route)"
+		}
+		if strings.HasPrefix(route, "GET /healthz") || strings.HasPrefix(route, "GET /readyz") {
+			return
+		}
+		s.Log.Info("http", "route", route, "status", rec.status, "duration", time.Since(start).Round(time.Microsecond))
+	})
+}
+
+// webEdition is the "view in browser" page of an edition that has been
+// sent: the email's content with nothing personal in it. Editions not yet
+// sent are not public.
+func (s *Server) webEdition(w http.ResponseWriter, r *http.Request) {
+	d, err := edition.ParseDate(r.PathValue("date"))
+	if err != nil {
+		s.page(w, http.StatusNotFound, "message.html", message("No such edition", "Edition addresses end in a date, like /editions/2025-11-13."))
+		return
+	}
+	st, err := s.Editions.Get(r.Context(), d)
+	if err != nil && !errors.Is(err, edition.ErrNotFound) {
+		s.Log.Error("load edition", "date", d.Format(edition.DateLayout), "err", err)
+		s.page(w, http.StatusInternalServerError, "message.html", message("Something went wrong", "Please try again in a minute."))
+		return
+	}
+	if err != nil || st.SendStartedAt == nil {
+		s.page(w, http.StatusNotFound, "message.html", message("No such edition", "There is no published edition for that date."))
+		return
+	}
+	var buf bytes.Buffer
+	data := templates.EditionData{BaseURL: s.BaseURL}
+	if err := s.Templates.WebEdition(&buf, st.Edition, data); err != nil {
+		s.Log.Error("render web edition", "date", st.Edition.DateString(), "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(buf.Bytes())
+}
+
+// archive lists the published editions, newest first.
+func (s *Server) archive(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Editions.List(r.Context())
+	if err != nil {
+		s.Log.Error("list editions", "err", err)
+		s.page(w, http.StatusInternalServerError, "message.html", message("Something went wrong", "Please try again in a minute."))
+		return
+	}
+	page := templates.ArchivePage{SiteName: s.SiteName, BaseURL: s.BaseURL}
+	for _, e := range list {
+		if e.SendStartedAt != nil {
+			page.Editions = append(page.Editions, templates.ArchiveEntry{Date: e.Date, Title: e.LeadTitle})
+		}
+	}
+	s.page(w, http.StatusOK, "archive.html", page)
+}
