@@ -119,7 +119,7 @@ func markupFormat(data []byte) (Format, error) {
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return "", fmt.Errorf("markup that is not an RSS or Atom feed (%v): %s", err, wantInput)
+			return "", fmt.Errorf("unreadable markup (%v): %s", err, wantInput)
 		}
 		switch t := tok.(type) {
 		case xml.Directive:

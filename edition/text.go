@@ -21,8 +21,8 @@ import (
 //     "2025-11-13"...); the lines between the name and the date are the
 //     tagline. No date line means this is not a news page: an error, even
 //     with ParseOptions.Date, since the date line is what marks the header;
-//   - the next non-blank line is the lead headline. Pages repeat it as the
-//     first block of the body: that copy is dropped.
+//   - the next block is the lead headline (usually one line). Pages repeat
+//     it as the first block of the body: that copy is dropped.
 //
 // Body, up to a "Related Articles" line (see relatedMarkers) or the end:
 //   - a block followed by one blank line is a paragraph; a block of several
@@ -34,7 +34,9 @@ import (
 //     whatever its gap: "'This will not succeed'";
 //   - a block whose first line is heading-like and that has more lines is
 //     a heading followed by the rest, classified as above: "The human cost"
-//     then the caption "Migrants gather ... 2021.";
+//     then the caption "Migrants gather ... 2021." (so a hard-wrapped
+//     paragraph whose first line is short and unpunctuated would read as a
+//     heading: the format has one line per paragraph, as the seed does);
 //   - page furniture (isFurniture: "Newsletter", "Close", "0:00", "×"...) is
 //     left out wherever it is, and so are headings at the end of the body,
 //     since a heading with nothing under it is a label, not a heading.
@@ -50,6 +52,10 @@ const maxHeading = 80
 var relatedMarkers = map[string]bool{
 	"related articles": true, "related stories": true, "related news": true,
 	"related": true, "more stories": true, "more news": true, "read next": true,
+}
+
+func isMarker(line string) bool {
+	return relatedMarkers[strings.TrimRight(strings.ToLower(oneLine(line)), ":")]
 }
 
 // furnitureLines, lowercased, are labels a page carries around the story.
@@ -106,6 +112,9 @@ func parseText(data []byte) (*Edition, error) {
 
 	e := &Edition{}
 	i := next(0)
+	if i == len(lines) {
+		return nil, errors.New("no text: " + wantInput)
+	}
 	if _, ok, _ := parseDateLine(lines[i]); ok {
 		return nil, fmt.Errorf("the first line is a date, not the site name: %s", wantHeader)
 	}
@@ -135,16 +144,22 @@ func parseText(data []byte) (*Edition, error) {
 	if lead == len(lines) {
 		return nil, errors.New("no lead headline after the date line: " + wantHeader)
 	}
-	e.Lead.Title, e.Lead.URL = splitLink(lines[lead])
+	// The headline is the whole block, so a headline broken over two lines
+	// (a stray CR or LF) is still one headline.
+	leadEnd := lead
+	for leadEnd < len(lines) && lines[leadEnd] != "" && !isMarker(lines[leadEnd]) {
+		leadEnd++
+	}
+	e.Lead.Title, e.Lead.URL = splitLink(strings.Join(lines[lead:leadEnd], " "))
 
 	end := len(lines)
-	for j := lead + 1; j < len(lines); j++ {
-		if relatedMarkers[strings.TrimRight(strings.ToLower(lines[j]), ":")] {
+	for j := leadEnd; j < len(lines); j++ {
+		if isMarker(lines[j]) {
 			end = j
 			break
 		}
 	}
-	e.Lead.Body = bodyBlocks(splitBlocks(lines[lead+1:end]), e.Lead.Title)
+	e.Lead.Body = bodyBlocks(splitBlocks(lines[leadEnd:end]), e.Lead.Title)
 	if end < len(lines) {
 		e.Related = relatedStories(lines[end+1:])
 	}
@@ -175,8 +190,8 @@ func bodyBlocks(blocks []textBlock, lead string) []Block {
 				lines = append(lines, l)
 			}
 		}
-		if len(lines) == 0 || i == 0 && len(lines) == 1 && strings.EqualFold(oneLine(lines[0]), oneLine(lead)) {
-			continue
+		if len(lines) == 0 || i == 0 && sameTitle(strings.Join(lines, " "), lead) {
+			continue // the page's second copy of the headline
 		}
 		if len(lines) > 1 && headingLike(lines[0]) {
 			out = append(out, Block{Kind: Heading, Text: lines[0]})
@@ -196,6 +211,11 @@ func bodyBlocks(blocks []textBlock, lead string) []Block {
 		out = out[:len(out)-1]
 	}
 	return out
+}
+
+func sameTitle(line, title string) bool {
+	t, _ := splitLink(line)
+	return strings.EqualFold(oneLine(t), oneLine(title))
 }
 
 func relatedStories(lines []string) []Story {
@@ -263,7 +283,10 @@ var dateLayouts = func() []string {
 	return out
 }()
 
-var ordinal = regexp.MustCompile(`(\d)(st|nd|rd|th)\b`)
+var (
+	ordinal = regexp.MustCompile(`(\d)(st|nd|rd|th)\b`)
+	sept    = regexp.MustCompile(`(?i)\bsept\b`)
+)
 
 // parseDateLine reports whether line is a date line. A date line whose
 // weekday does not match its date is an error: better to ask than to
@@ -272,10 +295,9 @@ func parseDateLine(line string) (time.Time, bool, error) {
 	if len(line) > 40 || !strings.ContainsFunc(line, unicode.IsDigit) {
 		return time.Time{}, false, nil // cheap rejection of ordinary lines
 	}
-	s := oneLine(strings.ReplaceAll(line, ".", ""))        // "Nov. 13" is "Nov 13"
-	s = ordinal.ReplaceAllString(s, "$1")                   // "13th" is "13"
-	s = strings.Replace(s, "Sept ", "Sep ", 1)              // a common abbreviation Go does not know
-	s = strings.Replace(strings.Replace(s, "sept ", "sep ", 1), "SEPT ", "SEP ", 1)
+	s := oneLine(strings.ReplaceAll(line, ".", "")) // "Nov. 13" is "Nov 13"
+	s = ordinal.ReplaceAllString(s, "$1")           // "13th" is "13"
+	s = sept.ReplaceAllString(s, "Sep")             // an abbreviation Go does not know
 	for _, layout := range dateLayouts {
 		t, err := time.Parse(layout, s)
 		if err != nil {

@@ -1,0 +1,9 @@
+package edition_test
+
+import (
+	"testing"
+
+	"newsletter/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -1,0 +1,223 @@
+package edition
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+var (
+	// ErrNotFound: no edition has that date or id.
+	ErrNotFound = errors.New("edition not found")
+	// ErrSendStarted: the edition is being (or was) sent, so it is frozen.
+	ErrSendStarted = errors.New("edition send already started")
+)
+
+// Dates go to and come from PostgreSQL as YYYY-MM-DD text: a time.Time
+// parameter would be converted through the session's time zone and could
+// land on the neighbouring day.
+const (
+	lockByDateSQL = `SELECT id, send_started_at IS NOT NULL FROM editions WHERE date = $1::date FOR UPDATE`
+	// ON CONFLICT DO NOTHING: a concurrent Save of the same new date makes
+	// this insert nothing, and Save then locks and replaces that row.
+	insertSQL = `INSERT INTO editions (date, content, source_format) VALUES ($1::date, $2::jsonb, $3)
+		ON CONFLICT (date) DO NOTHING RETURNING id`
+	replaceSQL = `UPDATE editions SET content = $2::jsonb, source_format = $3, imported_at = now() WHERE id = $1`
+
+	storedColumns = `id, date::text, content, source_format, imported_at, send_started_at`
+	getByDateSQL  = `SELECT ` + storedColumns + ` FROM editions WHERE date = $1::date`
+	getByIDSQL    = `SELECT ` + storedColumns + ` FROM editions WHERE id = $1`
+
+	listSQL = `SELECT id, date::text, content->'lead'->>'title', send_started_at FROM editions ORDER BY date DESC`
+
+	// coalesce keeps the first start time when a resumed send marks again.
+	markSendStartedSQL = `UPDATE editions SET send_started_at = coalesce(send_started_at, now()) WHERE id = $1`
+)
+
+// Store keeps editions in the editions table, one per date.
+type Store struct{ DB *sqlx.DB }
+
+// Stored is an edition as the table holds it.
+type Stored struct {
+	ID            int64
+	Edition       *Edition
+	Format        Format
+	ImportedAt    time.Time
+	SendStartedAt *time.Time // nil until the send starts; from then on the edition is frozen
+}
+
+// Summary is an archive entry.
+type Summary struct {
+	ID            int64
+	Date          time.Time
+	LeadTitle     string
+	SendStartedAt *time.Time
+}
+
+// sendStartedError says which edition is frozen, in words an operator
+// importing a correction understands, and matches ErrSendStarted.
+type sendStartedError struct{ date string }
+
+func (e sendStartedError) Error() string {
+	return "edition " + e.date + " is already being sent; it can no longer be replaced"
+}
+
+func (e sendStartedError) Is(target error) bool { return target == ErrSendStarted }
+
+// Save stores e as its date's edition, replacing the one already there
+// (same id, new content, replaced = true) as long as its send has not
+// started; afterwards it returns an error matching ErrSendStarted. The
+// row is locked FOR UPDATE while deciding, and MarkSendStarted's UPDATE
+// waits for that lock, so a send cannot start on content being replaced.
+func (s *Store) Save(ctx context.Context, e *Edition, f Format) (id int64, replaced bool, err error) {
+	if err := e.Validate(); err != nil {
+		return 0, false, fmt.Errorf("save edition: %w", err)
+	}
+	if !f.valid() {
+		return 0, false, fmt.Errorf("save edition %s: unknown source format %q", e.DateString(), f)
+	}
+	date := e.DateString()
+	content, err := json.Marshal(e)
+	if err != nil {
+		return 0, false, fmt.Errorf("save edition %s: encode: %w", date, err)
+	}
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("save edition %s: begin: %w", date, err)
+	}
+	defer tx.Rollback()
+
+	// Two rounds at most: the second only when a concurrent Save inserted
+	// the date between our lock attempt and our insert.
+	for range 2 {
+		var started bool
+		err := tx.QueryRowxContext(ctx, lockByDateSQL, date).Scan(&id, &started)
+		switch {
+		case err == nil && started:
+			return 0, false, sendStartedError{date}
+		case err == nil:
+			if _, err := tx.ExecContext(ctx, replaceSQL, id, string(content), f); err != nil {
+				return 0, false, fmt.Errorf("save edition %s: replace: %w", date, err)
+			}
+			replaced = true
+		case errors.Is(err, sql.ErrNoRows):
+			err = tx.QueryRowxContext(ctx, insertSQL, date, string(content), f).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return 0, false, fmt.Errorf("save edition %s: insert: %w", date, err)
+			}
+		default:
+			return 0, false, fmt.Errorf("save edition %s: lock: %w", date, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, false, fmt.Errorf("save edition %s: commit: %w", date, err)
+		}
+		return id, replaced, nil
+	}
+	return 0, false, fmt.Errorf("save edition %s: the row kept changing under concurrent saves; try again", date)
+}
+
+// Get returns the edition of date's civil day.
+func (s *Store) Get(ctx context.Context, date time.Time) (*Stored, error) {
+	d := date.Format(DateLayout)
+	st, err := scanStored(s.DB.QueryRowxContext(ctx, getByDateSQL, d))
+	if err != nil {
+		return nil, fmt.Errorf("get edition %s: %w", d, err)
+	}
+	return st, nil
+}
+
+// GetByID returns the edition with that id.
+func (s *Store) GetByID(ctx context.Context, id int64) (*Stored, error) {
+	st, err := scanStored(s.DB.QueryRowxContext(ctx, getByIDSQL, id))
+	if err != nil {
+		return nil, fmt.Errorf("get edition %d: %w", id, err)
+	}
+	return st, nil
+}
+
+func scanStored(row *sqlx.Row) (*Stored, error) {
+	var (
+		st      Stored
+		date    string
+		content []byte
+		format  string
+		started sql.NullTime
+	)
+	err := row.Scan(&st.ID, &date, &content, &format, &st.ImportedAt, &started)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.Edition = &Edition{}
+	if err := json.Unmarshal(content, st.Edition); err != nil {
+		return nil, fmt.Errorf("decode content: %w", err)
+	}
+	// The row's date is the one that is unique and looked up; trust it.
+	if st.Edition.Date, err = ParseDate(date); err != nil {
+		return nil, err
+	}
+	st.Format = Format(format)
+	if started.Valid {
+		st.SendStartedAt = &started.Time
+	}
+	return &st, nil
+}
+
+// List returns every edition's date, lead title and send start, newest
+// first, for the archive.
+func (s *Store) List(ctx context.Context) ([]Summary, error) {
+	rows, err := s.DB.QueryxContext(ctx, listSQL)
+	if err != nil {
+		return nil, fmt.Errorf("list editions: %w", err)
+	}
+	defer rows.Close()
+	var out []Summary
+	for rows.Next() {
+		var (
+			sum     Summary
+			date    string
+			title   sql.NullString
+			started sql.NullTime
+		)
+		if err := rows.Scan(&sum.ID, &date, &title, &started); err != nil {
+			return nil, fmt.Errorf("list editions: %w", err)
+		}
+		if sum.Date, err = ParseDate(date); err != nil {
+			return nil, fmt.Errorf("list editions: %w", err)
+		}
+		sum.LeadTitle = title.String
+		if started.Valid {
+			sum.SendStartedAt = &started.Time
+		}
+		out = append(out, sum)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list editions: %w", err)
+	}
+	return out, nil
+}
+
+// MarkSendStarted freezes the edition: from now on Save refuses to replace
+// it. Marking again keeps the first time.
+func (s *Store) MarkSendStarted(ctx context.Context, id int64) error {
+	res, err := s.DB.ExecContext(ctx, markSendStartedSQL, id)
+	if err != nil {
+		return fmt.Errorf("mark edition %d send started: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("mark edition %d send started: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("mark edition %d send started: %w", id, ErrNotFound)
+	}
+	return nil
+}
