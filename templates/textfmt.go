@@ -13,10 +13,6 @@ import (
 // included, is never broken: a broken URL stops working.
 const maxWordBytes = 900
 
-// TextWidth is the column the plain-text part wraps at: 72 leaves room for
-// the "> " quoting of replies within the customary 78.
-const TextWidth = 72
-
 // wrap fills text into lines of at most width runes. Runs of whitespace,
 // newlines included, collapse to one space, so the source's own line breaks
 // don't show. A word longer than width gets a line of its own, unbroken
