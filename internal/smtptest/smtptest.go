@@ -51,6 +51,7 @@ type options struct {
 	implicitTLS  bool
 	debug        io.Writer
 	domain       string
+	discard      bool
 }
 
 // WithDir makes the server also write every accepted message to dir as an .eml file
@@ -81,6 +82,11 @@ func WithTLS() Option { return func(o *options) { o.startTLS = true } }
 // "submissions" on port 465 style) with a self-signed certificate, see WithTLS.
 func WithImplicitTLS() Option { return func(o *options) { o.implicitTLS = true } }
 
+// WithDiscard makes the server count accepted messages without keeping them in
+// memory (for benchmarks and long-running catchers): Messages stays empty,
+// Accepted and WaitFor still work. .eml files and relaying are unaffected.
+func WithDiscard() Option { return func(o *options) { o.discard = true } }
+
 // WithDebug writes the SMTP protocol trace and server-side errors to w.
 func WithDebug(w io.Writer) Option { return func(o *options) { o.debug = w } }
 
@@ -110,7 +116,8 @@ type Server struct {
 
 	mu         sync.Mutex
 	msgs       []Message
-	changed    chan struct{} // closed and replaced whenever msgs grows
+	accepted   int           // accepted messages, including discarded ones
+	changed    chan struct{} // closed and replaced whenever accepted grows
 	rejectRcpt map[string]*smtp.SMTPError
 	rejectData map[string]*smtp.SMTPError
 	stall      map[string]time.Duration
@@ -217,6 +224,12 @@ func (s *Server) Close() error {
 		if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 			err = nil
 		}
+		// go-smtp only knows the listener once Serve has registered it; if Close
+		// wins that race, Serve would block in Accept forever. Closing it here
+		// makes Serve return in either order.
+		if lerr := s.ln.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) && err == nil {
+			err = lerr
+		}
 		if serr := <-s.serveDone; serr != nil && !errors.Is(serr, net.ErrClosed) {
 			err = errors.Join(err, serr)
 		}
@@ -261,20 +274,29 @@ func (s *Server) Messages() []Message {
 	return copyMessages(s.msgs)
 }
 
+// Accepted returns how many messages the server has accepted (replied 250 to the
+// end of DATA), including those not kept because of WithDiscard.
+func (s *Server) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
+}
+
 // WaitFor waits until at least n messages have been accepted and returns a copy of
-// them. It fails the test if that does not happen within timeout.
+// the kept messages (all of them, or none with WithDiscard). It fails the test if
+// that does not happen within timeout.
 func (s *Server) WaitFor(t testing.TB, n int, timeout time.Duration) []Message {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
-		if len(s.msgs) >= n {
+		if s.accepted >= n {
 			msgs := copyMessages(s.msgs)
 			s.mu.Unlock()
 			return msgs
 		}
-		changed, got := s.changed, len(s.msgs)
+		changed, got := s.changed, s.accepted
 		s.mu.Unlock()
 		select {
 		case <-changed:
@@ -398,7 +420,10 @@ func (s *Server) accept(m Message) error {
 		}
 	}
 	s.mu.Lock()
-	s.msgs = append(s.msgs, m)
+	if !s.opts.discard {
+		s.msgs = append(s.msgs, m)
+	}
+	s.accepted++
 	close(s.changed)
 	s.changed = make(chan struct{})
 	if s.dropAfter > 0 {

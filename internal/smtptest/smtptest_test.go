@@ -258,12 +258,13 @@ func TestAuth(t *testing.T) {
 	if code != 530 {
 		t.Errorf("MAIL before AUTH = %d, want 530", code)
 	}
-	// net/smtp's PlainAuth allows unencrypted auth to localhost only.
-	if err := c.Auth(smtp.PlainAuth("", "user", "wrong", "localhost")); err == nil {
+	// net/smtp's PlainAuth allows unencrypted auth to loopback only and
+	// insists that host matches the name the client was created with.
+	if err := c.Auth(smtp.PlainAuth("", "user", "wrong", s.Host())); err == nil {
 		t.Fatal("wrong password accepted")
 	}
 	c = dial(t, s)
-	if err := c.Auth(smtp.PlainAuth("", "user", "s3cr3t-pw", "localhost")); err != nil {
+	if err := c.Auth(smtp.PlainAuth("", "user", "s3cr3t-pw", s.Host())); err != nil {
 		t.Fatalf("AUTH: %v", err)
 	}
 	if err := send(c, "n@example.com", []string{"a@example.com"}, body); err != nil {
@@ -388,5 +389,21 @@ func TestHostPort(t *testing.T) {
 	}
 	if s.ClientTLSConfig() != nil {
 		t.Error("ClientTLSConfig without TLS")
+	}
+}
+
+func TestDiscard(t *testing.T) {
+	s := Start(t, WithDiscard())
+	c := dial(t, s)
+	for range 3 {
+		if err := send(c, "n@example.com", []string{"a@example.com"}, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.WaitFor(t, 3, time.Second); len(got) != 0 {
+		t.Errorf("WaitFor returned %d messages with WithDiscard", len(got))
+	}
+	if s.Accepted() != 3 || len(s.Messages()) != 0 {
+		t.Errorf("Accepted = %d, Messages = %d", s.Accepted(), len(s.Messages()))
 	}
 }

@@ -1,0 +1,201 @@
+package delivery_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"newsletter/delivery"
+	"newsletter/edition"
+	"newsletter/internal/pgtest"
+	"newsletter/subscribers"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type fixture struct {
+	db      *sqlx.DB
+	q       *delivery.Queue
+	subs    *subscribers.Store
+	edition int64
+}
+
+// newFixture makes a database with n confirmed subscribers, one pending, one
+// unsubscribed, and an edition.
+func newFixture(t testing.TB, n int) *fixture {
+	t.Helper()
+	db := pgtest.New(t)
+	tok, _ := subscribers.NewTokens([]byte(strings.Repeat("k", 32)))
+	f := &fixture{db: db, q: &delivery.Queue{DB: db}, subs: &subscribers.Store{DB: db, Tokens: tok}}
+	var csv strings.Builder
+	csv.WriteString("email,name,status\n")
+	for i := range n {
+		fmt.Fprintf(&csv, "reader%05d@example.com,Reader %d,confirmed\n", i, i)
+	}
+	csv.WriteString("pending@example.com,,pending\nleft@example.com,,unsubscribed\n")
+	if _, err := f.subs.Import(context.Background(), strings.NewReader(csv.String()), subscribers.Confirmed); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := edition.ParseDate("2025-11-13")
+	ed := &edition.Edition{Date: d, Site: edition.Site{Name: "London Daily"}, Lead: edition.Story{Title: "Lead", Body: []edition.Block{{Kind: edition.Paragraph, Text: "Body."}}}}
+	id, _, err := (&edition.Store{DB: db}).Save(context.Background(), ed, edition.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.edition = id
+	return f
+}
+
+func (f *fixture) count(t testing.TB, where string) int {
+	t.Helper()
+	var n int
+	if err := f.db.Get(&n, `SELECT count(*) FROM deliveries WHERE `+where); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestEnqueueOnlyConfirmedAndOnce(t *testing.T) {
+	f := newFixture(t, 25)
+	ctx := context.Background()
+	n, err := f.q.Enqueue(ctx, f.edition, "example.com")
+	if err != nil || n != 25 {
+		t.Fatalf("enqueue: %d, %v; want 25 (confirmed only)", n, err)
+	}
+	n, err = f.q.Enqueue(ctx, f.edition, "example.com")
+	if err != nil || n != 0 {
+		t.Fatalf("second enqueue: %d, %v; want 0", n, err)
+	}
+	// Someone confirmed since is queued by the next run, nobody else again.
+	if _, err := f.subs.Add(ctx, "late@example.com", "", subscribers.Confirmed); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ = f.q.Enqueue(ctx, f.edition, "example.com"); n != 1 {
+		t.Fatalf("enqueue after a new confirmation: %d, want 1", n)
+	}
+	if got := f.count(t, `message_id LIKE '%@example.com'`); got != 26 {
+		t.Fatalf("%d deliveries with a Message-ID at example.com, want 26", got)
+	}
+	var distinct int
+	f.db.Get(&distinct, `SELECT count(DISTINCT message_id) FROM deliveries`)
+	if distinct != 26 {
+		t.Fatalf("%d distinct Message-IDs for 26 deliveries", distinct)
+	}
+	var started bool
+	f.db.Get(&started, `SELECT send_started_at IS NOT NULL FROM editions WHERE id = $1`, f.edition)
+	if !started {
+		t.Fatal("enqueue did not freeze the edition")
+	}
+}
+
+func TestConcurrentLeasesAreDisjoint(t *testing.T) {
+	f := newFixture(t, 300)
+	ctx := context.Background()
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[int64]string{}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			holder := fmt.Sprintf("w%d", w)
+			for {
+				jobs, err := f.q.Lease(ctx, f.edition, holder, 17, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(jobs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, j := range jobs {
+					if prev, dup := seen[j.ID]; dup {
+						t.Errorf("delivery %d leased by %s and %s", j.ID, prev, holder)
+					}
+					seen[j.ID] = holder
+					if j.Attempts != 1 {
+						t.Errorf("attempt not counted at lease time: %d", j.Attempts)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 300 {
+		t.Fatalf("%d deliveries leased, want 300", len(seen))
+	}
+}
+
+func TestRecordOnlyWhileLeaseHeld(t *testing.T) {
+	f := newFixture(t, 3)
+	ctx := context.Background()
+	f.q.Enqueue(ctx, f.edition, "example.com")
+	jobs, err := f.q.Lease(ctx, f.edition, "old", 10, time.Millisecond)
+	if err != nil || len(jobs) != 3 {
+		t.Fatalf("lease: %d, %v", len(jobs), err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	// The old holder is presumed dead: its leases go back to the queue,
+	// with the attempt still counted (the message may have gone out).
+	if n, err := f.q.Rescue(ctx); err != nil || n != 3 {
+		t.Fatalf("rescue: %d, %v; want 3", n, err)
+	}
+	again, err := f.q.Lease(ctx, f.edition, "new", 10, time.Minute)
+	if err != nil || len(again) != 3 || again[0].Attempts != 2 {
+		t.Fatalf("re-lease: %+v, %v; want 3 jobs at attempt 2", again, err)
+	}
+	// The old holder wakes up and reports: nothing is written.
+	n, err := f.q.Record(ctx, "old", []delivery.Result{{ID: jobs[0].ID, SubscriberID: jobs[0].SubscriberID, Status: delivery.Failed, Permanent: true, Code: 550}})
+	if err != nil || n != 0 {
+		t.Fatalf("record by a lost holder: %d written, %v; want 0", n, err)
+	}
+	// The holder's results are written, hard bounces mark the subscriber.
+	res := []delivery.Result{
+		{ID: again[0].ID, SubscriberID: again[0].SubscriberID, Status: delivery.Sent, Code: 250, Reply: "2.0.0 queued"},
+		{ID: again[1].ID, SubscriberID: again[1].SubscriberID, Status: delivery.Failed, Permanent: true, HardBounce: true, Code: 550, Enhanced: "5.1.1", Reply: "no such user"},
+		{ID: again[2].ID, SubscriberID: again[2].SubscriberID, Status: delivery.Queued, NextAttempt: time.Now().Add(time.Hour), Code: 451, Reply: "later"},
+	}
+	if n, err := f.q.Record(ctx, "new", res); err != nil || n != 3 {
+		t.Fatalf("record: %d, %v; want 3", n, err)
+	}
+	if f.count(t, `status = 'sent' AND sent_at IS NOT NULL AND smtp_reply = '2.0.0 queued'`) != 1 ||
+		f.count(t, `status = 'failed' AND permanent AND smtp_enhanced = '5.1.1'`) != 1 ||
+		f.count(t, `status = 'queued' AND next_attempt_at > now() + interval '50 minutes' AND lease_holder IS NULL`) != 1 {
+		t.Fatal("results not recorded as given")
+	}
+	s, _ := f.subs.Get(ctx, again[1].SubscriberID)
+	if s.Status != subscribers.Bounced {
+		t.Fatalf("hard-bounced subscriber is %s, want bounced", s.Status)
+	}
+	// A retry that is not due is not leased.
+	if more, _ := f.q.Lease(ctx, f.edition, "new", 10, time.Minute); len(more) != 0 {
+		t.Fatalf("leased %d deliveries before their retry time", len(more))
+	}
+	pending, next, err := f.q.Pending(ctx, f.edition)
+	if err != nil || pending != 1 || time.Until(next) < 50*time.Minute {
+		t.Fatalf("pending %d next %v (%v)", pending, next, err)
+	}
+}
+
+func TestReleaseTakesBackTheAttempt(t *testing.T) {
+	f := newFixture(t, 2)
+	ctx := context.Background()
+	f.q.Enqueue(ctx, f.edition, "example.com")
+	jobs, _ := f.q.Lease(ctx, f.edition, "w", 10, time.Minute)
+	if err := f.q.Release(ctx, "w", []int64{jobs[0].ID, jobs[1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if f.count(t, `status = 'queued' AND attempts = 0 AND lease_holder IS NULL`) != 2 {
+		t.Fatal("released deliveries are not back in the queue untouched")
+	}
+}

@@ -1,0 +1,133 @@
+package delivery_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"os"
+	"testing"
+	"time"
+
+	"newsletter/delivery"
+	"newsletter/edition"
+	"newsletter/internal/smtptest"
+	"newsletter/mailer"
+	"newsletter/templates"
+)
+
+// composer renders the seed edition once, as `send` does.
+func composer(t testing.TB, f *fixture) *delivery.Composer {
+	t.Helper()
+	data, err := os.ReadFile("../demo/london-daily-2025-11-13.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, _, err := edition.Parse(data, edition.ParseOptions{SiteURL: "https://london-daily.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tpl.RenderEdition(ed, templates.EditionData{BaseURL: "https://news.example.com", WebURL: "https://news.example.com/editions/2025-11-13"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &delivery.Composer{
+		Rendered:          r,
+		From:              &mail.Address{Name: "London Daily", Address: "newsletter@example.com"},
+		ListID:            "London Daily <newsletter.example.com>",
+		UnsubscribeMailto: "mailto:newsletter@example.com?subject=unsubscribe",
+		UnsubscribeURL:    func(uuid string) string { return f.subs.UnsubscribeURL("https://news.example.com", uuid) },
+	}
+}
+
+func smtpConfig(srv *smtptest.Server) mailer.Config {
+	return mailer.Config{Host: srv.Host(), Port: srv.Port(), TLS: mailer.TLSNone, Timeout: 5 * time.Second}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestWorkerSendsEachRecipientOnceOverManyConnections(t *testing.T) {
+	f := newFixture(t, 120)
+	ctx := context.Background()
+	srv := smtptest.Start(t)
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	// The subscriber who leaves after the enqueue is skipped, not sent.
+	if err := f.subs.Unsubscribe(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer(smtpConfig(srv), composer(t, f)), Holder: "test",
+		Log: quietLog(), Conns: 4, Batch: 7, FlushEvery: 5}
+	var stats delivery.Stats
+	if err := w.Run(ctx, f.edition, &stats); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	seen := map[string]int{}
+	for _, m := range msgs {
+		seen[m.To[0]]++
+	}
+	if len(msgs) != 119 || len(seen) != 119 {
+		t.Fatalf("%d messages to %d recipients, want 119 each once", len(msgs), len(seen))
+	}
+	if stats.Sent.Load() != 119 || stats.Skipped.Load() != 1 {
+		t.Fatalf("stats sent %d skipped %d", stats.Sent.Load(), stats.Skipped.Load())
+	}
+	if f.count(t, `status = 'sent'`) != 119 || f.count(t, `status = 'skipped' AND subscriber_id = 7`) != 1 {
+		t.Fatal("outcomes not recorded")
+	}
+	if srv.Connections() > 4 {
+		t.Fatalf("%d connections for 4 workers", srv.Connections())
+	}
+}
+
+func TestWorkerRetriesWhenRelayIsDown(t *testing.T) {
+	f := newFixture(t, 5)
+	ctx := context.Background()
+	f.q.Enqueue(ctx, f.edition, "example.com")
+	// Nothing listens here: every dial fails.
+	cfg := mailer.Config{Host: "127.0.0.1", Port: 1, TLS: mailer.TLSNone, Timeout: time.Second}
+	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer(cfg, composer(t, f)), Holder: "test",
+		Log: quietLog(), MaxAttempts: 2, RetryBase: 10 * time.Millisecond, Poll: 10 * time.Millisecond}
+	var stats delivery.Stats
+	if err := w.Run(ctx, f.edition, &stats); err != nil {
+		t.Fatal(err)
+	}
+	// Everyone has an outcome: failed, not permanent, with the reason.
+	if n := f.count(t, `status = 'failed' AND NOT permanent AND smtp_reply LIKE 'connect:%'`); n != 5 {
+		t.Fatalf("%d of 5 recorded as failed to connect", n)
+	}
+}
+
+func BenchmarkSend10k(b *testing.B) {
+	f := newFixture(b, 10000)
+	ctx := context.Background()
+	srv := smtptest.Start(b, smtptest.WithDiscard())
+	comp := composer(b, f)
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		f.db.MustExec(`DELETE FROM deliveries`)
+		f.db.MustExec(`UPDATE editions SET send_started_at = NULL`)
+		b.StartTimer()
+		start := time.Now()
+		if _, err := f.q.Enqueue(ctx, f.edition, "example.com"); err != nil {
+			b.Fatal(err)
+		}
+		w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer(smtpConfig(srv), comp), Holder: fmt.Sprint("bench", i), Log: quietLog(), Conns: 4}
+		var stats delivery.Stats
+		if err := w.Run(ctx, f.edition, &stats); err != nil {
+			b.Fatal(err)
+		}
+		if stats.Sent.Load() != 10000 {
+			b.Fatalf("sent %d", stats.Sent.Load())
+		}
+		b.ReportMetric(10000/time.Since(start).Seconds(), "msgs/s")
+	}
+}

@@ -1,0 +1,448 @@
+package mailer
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/mail"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	gomail "github.com/wneessen/go-mail"
+)
+
+// Message is one recipient's copy of an edition.
+type Message struct {
+	From    *mail.Address
+	To      *mail.Address
+	Subject string
+	Text    string // text/plain body, required
+	HTML    string // text/html body, optional (then the message is text/plain only)
+	// MessageID without angle brackets, e.g. "20251113.ann@example.com". Empty
+	// means a random one at the From domain.
+	MessageID string
+	Date      time.Time // zero means now
+	// ListID is the RFC 2919 list identifier, "London Daily <london-daily.example.com>"
+	// or just "london-daily.example.com".
+	ListID string
+	// UnsubscribeURL is the one-click unsubscribe endpoint (https; http is
+	// accepted but then RFC 8058 one-click is not announced).
+	UnsubscribeURL string
+	// UnsubscribeMailto is e.g. "mailto:unsubscribe@example.com?subject=unsubscribe".
+	UnsubscribeMailto string
+	// Headers are extra header fields (e.g. "X-Edition": "2025-11-13"). They cannot
+	// replace the fields this package sets itself.
+	Headers map[string]string
+}
+
+// Limits that keep every header line within RFC 5322 section 2.1.1 (998 octets
+// excluding CRLF). go-mail folds header values only at spaces, so any single
+// unbreakable token must fit on one line together with the field name.
+const (
+	maxToken     = 900
+	maxAddrLen   = 254 // RFC 5321 section 4.5.3.1.3 path limit minus the brackets
+	maxListIDLen = 255 // RFC 2919 section 2
+)
+
+// Header names this package owns; Message.Headers may not set them.
+var reservedHeaders = map[string]bool{
+	"From": true, "To": true, "Cc": true, "Bcc": true, "Reply-To": true, "Sender": true,
+	"Subject": true, "Date": true, "Message-Id": true, "Mime-Version": true,
+	"Content-Type": true, "Content-Transfer-Encoding": true, "Content-Disposition": true,
+	"List-Unsubscribe": true, "List-Unsubscribe-Post": true, "List-Id": true,
+	"Precedence": true, "X-Auto-Response-Suppress": true, "Return-Path": true,
+	"Received": true, "Dkim-Signature": true,
+}
+
+// ErrInvalidMessage is wrapped by every validation error from Build.
+var ErrInvalidMessage = errors.New("invalid message")
+
+// Build validates m and turns it into a go-mail message: multipart/alternative
+// (RFC 2046 section 5.1.4) with text/plain first and text/html last (the last
+// part is the preferred one), UTF-8, quoted-printable. Any header value with CR or
+// LF is rejected, so header injection is impossible.
+func Build(m Message) (*gomail.Msg, error) {
+	p, err := m.prepare()
+	if err != nil {
+		return nil, fmt.Errorf("building message: %w", err)
+	}
+	// Quoted-printable keeps every body line <= 76 characters (RFC 2045 section
+	// 6.7 rule 5), well inside the 998-octet limit of RFC 5322 section 2.1.1,
+	// and works even when a relay lacks 8BITMIME.
+	msg := gomail.NewMsg(
+		gomail.WithCharset(gomail.CharsetUTF8),
+		gomail.WithEncoding(gomail.EncodingQP),
+		gomail.WithNoDefaultUserAgent(), // no "go-mail vX.Y" advertisement
+	)
+	// RFC 5322 section 3.6.2 From and 3.6.3 To; go-mail renders them with
+	// net/mail, which RFC 2047-encodes non-ASCII display names (section 5(3)).
+	from, to := *m.From, *m.To
+	msg.FromMailAddress(&from)
+	msg.ToMailAddress(&to)
+	// RFC 5322 section 3.6.5 Subject; RFC 2047 encoded-words when non-ASCII.
+	msg.Subject(m.Subject)
+	// RFC 5322 section 3.6.1 Date (the origination date).
+	msg.SetDateWithValue(p.date)
+	// RFC 5322 section 3.6.4 Message-ID: "<" id-left "@" id-right ">".
+	msg.SetMessageIDWithValue(p.messageID)
+	// MIME-Version: 1.0 (RFC 2045 section 4) is added by go-mail when writing.
+
+	// RFC 2369 section 3.2 List-Unsubscribe: comma-separated URIs in angle
+	// brackets, most preferred first; the https URI first so RFC 8058 one-click
+	// is found. Set preformatted so go-mail neither encodes nor re-folds it.
+	if len(p.unsub) > 0 {
+		msg.SetGenHeaderPreformatted(gomail.HeaderListUnsubscribe, listUnsubscribeValue(p.unsub))
+	}
+	// RFC 8058 section 3.1: exactly "List-Unsubscribe=One-Click", and only when
+	// List-Unsubscribe has an HTTPS URI (the receiver POSTs to it). Both fields
+	// must be covered by the DKIM signature (RFC 8058 section 4) - sign at the
+	// relay or ESP.
+	if p.oneClick {
+		msg.SetGenHeaderPreformatted(gomail.HeaderListUnsubscribePost, "List-Unsubscribe=One-Click")
+	}
+	// RFC 2919 section 3 List-Id: [phrase] "<" list-id ">".
+	if p.listID != "" {
+		msg.SetGenHeaderPreformatted("List-Id", p.listID)
+	}
+	// Precedence: bulk and X-Auto-Response-Suppress: All keep vacation
+	// auto-responders quiet (RFC 3834 section 2 asks responders not to answer
+	// list/bulk mail; Precedence itself is a de-facto convention, Exchange
+	// honours X-Auto-Response-Suppress). It does not affect Gmail filtering.
+	msg.SetBulk()
+	for _, h := range p.extra {
+		// go-mail RFC 2047-encodes non-ASCII values and folds at spaces.
+		msg.SetGenHeader(gomail.Header(h.key), h.val)
+	}
+
+	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	if m.HTML != "" {
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	}
+	return msg, nil
+}
+
+// BuildTo builds m and writes the complete message (CRLF line endings, as it
+// would go over SMTP DATA) to w, for previews and .eml files.
+func BuildTo(w io.Writer, m Message) error {
+	msg, err := Build(m)
+	if err != nil {
+		return err
+	}
+	if _, err := msg.WriteTo(w); err != nil {
+		return fmt.Errorf("writing message: %w", err)
+	}
+	return nil
+}
+
+type prepared struct {
+	date      time.Time
+	messageID string
+	unsub     []string
+	oneClick  bool
+	listID    string
+	extra     []header
+}
+
+type header struct{ key, val string }
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidMessage, fmt.Sprintf(format, args...))
+}
+
+func (m Message) prepare() (prepared, error) {
+	var p prepared
+	if err := checkAddress("From", m.From); err != nil {
+		return p, err
+	}
+	if err := checkAddress("To", m.To); err != nil {
+		return p, err
+	}
+	if strings.TrimSpace(m.Subject) == "" {
+		return p, invalid("Subject is empty")
+	}
+	if err := checkHeaderText("Subject", m.Subject); err != nil {
+		return p, err
+	}
+	if m.Text == "" {
+		return p, invalid("Text body is empty; a text/plain part is required")
+	}
+	if !utf8.ValidString(m.Text) || !utf8.ValidString(m.HTML) {
+		return p, invalid("body is not valid UTF-8")
+	}
+
+	p.date = m.Date
+	if p.date.IsZero() {
+		p.date = time.Now()
+	}
+
+	p.messageID = m.MessageID
+	if p.messageID == "" {
+		p.messageID = randomMessageID(m.From.Address)
+	} else if err := checkMessageID(p.messageID); err != nil {
+		return p, err
+	}
+
+	if m.UnsubscribeURL != "" {
+		u, err := checkUnsubURL(m.UnsubscribeURL)
+		if err != nil {
+			return p, err
+		}
+		p.unsub = append(p.unsub, m.UnsubscribeURL)
+		p.oneClick = u.Scheme == "https"
+	}
+	if m.UnsubscribeMailto != "" {
+		if err := checkMailto(m.UnsubscribeMailto); err != nil {
+			return p, err
+		}
+		p.unsub = append(p.unsub, m.UnsubscribeMailto)
+	}
+
+	if m.ListID != "" {
+		v, err := formatListID(m.ListID)
+		if err != nil {
+			return p, err
+		}
+		p.listID = v
+	}
+
+	for k, v := range m.Headers {
+		key, err := checkFieldName(k)
+		if err != nil {
+			return p, err
+		}
+		if reservedHeaders[key] {
+			return p, invalid("header %s is set by the mailer; use the Message field instead of Headers", key)
+		}
+		if err := checkHeaderText("header "+key, v); err != nil {
+			return p, err
+		}
+		p.extra = append(p.extra, header{key, v})
+	}
+	return p, nil
+}
+
+// checkHeaderText rejects what could break out of a header field: CR and LF end
+// the field (RFC 5322 section 2.2), NUL is never allowed (section 4.1 lists it
+// only as obsolete), and an unbreakable run longer than maxToken could not be
+// folded under 998 octets.
+func checkHeaderText(what, v string) error {
+	if strings.ContainsAny(v, "\r\n") {
+		return invalid("%s contains a line break (CR or LF)", what)
+	}
+	if strings.ContainsRune(v, 0) {
+		return invalid("%s contains a NUL byte", what)
+	}
+	if !utf8.ValidString(v) {
+		return invalid("%s is not valid UTF-8", what)
+	}
+	for _, tok := range strings.Fields(v) {
+		if len(tok) > maxToken {
+			return invalid("%s has a word longer than %d bytes", what, maxToken)
+		}
+	}
+	return nil
+}
+
+func checkAddress(field string, a *mail.Address) error {
+	if a == nil || a.Address == "" {
+		return invalid("%s address is missing", field)
+	}
+	if err := checkHeaderText(field+" name", a.Name); err != nil {
+		return err
+	}
+	if err := checkHeaderText(field+" address", a.Address); err != nil {
+		return err
+	}
+	if len(a.Address) > maxAddrLen {
+		return invalid("%s address is longer than %d bytes", field, maxAddrLen)
+	}
+	parsed, err := mail.ParseAddress("<" + a.Address + ">")
+	if err != nil || parsed.Address != a.Address {
+		return invalid("%s address is not a valid addr-spec (RFC 5322 section 3.4.1)", field)
+	}
+	return nil
+}
+
+// checkMessageID accepts id-left "@" id-right with dot-atom-text on both sides
+// (RFC 5322 section 3.6.4), without the angle brackets.
+func checkMessageID(id string) error {
+	if strings.HasPrefix(id, "<") || strings.HasSuffix(id, ">") {
+		return invalid("MessageID must be given without angle brackets")
+	}
+	left, right, ok := strings.Cut(id, "@")
+	if !ok || !isDotAtom(left) || !isDotAtom(right) || len(id) > maxToken {
+		return invalid("MessageID must look like left@right using letters, digits and .-_+ (RFC 5322 section 3.6.4)")
+	}
+	return nil
+}
+
+func randomMessageID(fromAddr string) string {
+	domain := "localhost"
+	if i := strings.LastIndexByte(fromAddr, '@'); i >= 0 && isDotAtom(fromAddr[i+1:]) {
+		domain = fromAddr[i+1:]
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:]) + "@" + domain
+}
+
+// isDotAtom reports RFC 5322 section 3.2.3 dot-atom-text.
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '.' && !isAtext(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isAtext reports RFC 5322 section 3.2.3 atext (ASCII only).
+func isAtext(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+// checkURIText applies the rules every List-Unsubscribe URI shares: printable
+// ASCII only (header fields are ASCII, RFC 5322 section 2.2), and no characters
+// that would end the <...> or split the list (RFC 2369 section 2: literal commas
+// and angle brackets must be percent-encoded).
+func checkURIText(what, s string) error {
+	if err := checkHeaderText(what, s); err != nil {
+		return err
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f {
+			return invalid("%s contains spaces, control or non-ASCII characters; percent-encode them", what)
+		}
+		switch c {
+		case '<', '>', ',', '"':
+			return invalid("%s contains %q; percent-encode it (RFC 2369 section 2)", what, c)
+		}
+	}
+	return nil
+}
+
+func checkUnsubURL(s string) (*url.URL, error) {
+	if err := checkURIText("UnsubscribeURL", s); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "" {
+		return nil, invalid("UnsubscribeURL must be an absolute https:// (or http://) URL")
+	}
+	if u.User != nil {
+		return nil, invalid("UnsubscribeURL must not contain user info")
+	}
+	return u, nil
+}
+
+func checkMailto(s string) error {
+	if err := checkURIText("UnsubscribeMailto", s); err != nil {
+		return err
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "mailto" || u.Opaque == "" {
+		return invalid("UnsubscribeMailto must be a mailto: URI such as mailto:unsubscribe@example.com?subject=unsubscribe (RFC 6068)")
+	}
+	addr, err := url.PathUnescape(u.Opaque)
+	if err != nil {
+		return invalid("UnsubscribeMailto has a malformed percent-encoding")
+	}
+	if _, err := mail.ParseAddress("<" + addr + ">"); err != nil {
+		return invalid("UnsubscribeMailto does not contain a valid address")
+	}
+	return nil
+}
+
+// listUnsubscribeValue joins the URIs in angle brackets. A single line is kept
+// when it fits in 78 characters (RFC 5322 section 2.1.1 SHOULD); otherwise the
+// field is folded after each comma (RFC 5322 section 2.2.3), never inside a URI.
+func listUnsubscribeValue(uris []string) string {
+	parts := make([]string, len(uris))
+	total := len("List-Unsubscribe: ")
+	for i, u := range uris {
+		parts[i] = "<" + u + ">"
+		total += len(parts[i]) + 2
+	}
+	if total <= 78 {
+		return strings.Join(parts, ", ")
+	}
+	return strings.Join(parts, ",\r\n ")
+}
+
+// formatListID renders "Description <label.namespace>" per RFC 2919 section 3. The
+// description is a phrase: left alone when it is plain atoms, quoted when it has
+// specials, RFC 2047-encoded when non-ASCII (RFC 2047 section 5(3) allows
+// encoded-words in a phrase; never inside the <list-id>).
+func formatListID(v string) (string, error) {
+	if err := checkHeaderText("ListID", v); err != nil {
+		return "", err
+	}
+	desc, id := "", strings.TrimSpace(v)
+	if i := strings.LastIndexByte(v, '<'); i >= 0 {
+		if !strings.HasSuffix(strings.TrimSpace(v), ">") {
+			return "", invalid("ListID must look like \"Name <list.example.com>\"")
+		}
+		desc = strings.TrimSpace(v[:i])
+		id = strings.TrimSuffix(strings.TrimSpace(v[i+1:]), ">")
+	}
+	// RFC 2919 section 2: list-label "." list-id-namespace, dot-atom-text,
+	// at most 255 octets.
+	if !isDotAtom(id) || !strings.Contains(id, ".") || len(id) > maxListIDLen {
+		return "", invalid("ListID identifier must look like list-name.example.com (RFC 2919 section 2)")
+	}
+	if desc == "" {
+		return "<" + id + ">", nil
+	}
+	return formatPhrase(desc) + " <" + id + ">", nil
+}
+
+func formatPhrase(s string) string {
+	ascii, atoms := true, true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c < 0x20 || c == 0x7f {
+			ascii = false
+			break
+		}
+		if c != ' ' && !isAtext(c) {
+			atoms = false
+		}
+	}
+	switch {
+	case !ascii:
+		return mime.QEncoding.Encode("utf-8", s)
+	case atoms:
+		return s
+	default:
+		r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+		return `"` + r.Replace(s) + `"`
+	}
+}
+
+// checkFieldName validates an extra header name (RFC 5322 section 3.6.8:
+// printable ASCII except ':') and returns its canonical form.
+func checkFieldName(k string) (string, error) {
+	if k == "" || len(k) > 76 {
+		return "", invalid("header name %q is empty or too long", k)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 33 || k[i] > 126 || k[i] == ':' {
+			return "", invalid("header name %q contains characters not allowed in a field name (RFC 5322 section 3.6.8)", k)
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(k), nil
+}
