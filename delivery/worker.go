@@ -48,6 +48,30 @@ type Worker struct {
 	RetryBase   time.Duration // first retry delay, doubled each time (default 30s)
 	RetryMax    time.Duration // longest retry delay (default 30m)
 	Poll        time.Duration // how often an idle worker looks again (default 1s)
+
+	// wake is closed (and replaced) whenever one of this worker's
+	// connections finishes a batch, so the others stop waiting at once
+	// instead of at the next poll.
+	mu   sync.Mutex
+	wake chan struct{}
+}
+
+func (w *Worker) wakeChan() chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.wake == nil {
+		w.wake = make(chan struct{})
+	}
+	return w.wake
+}
+
+func (w *Worker) broadcast() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.wake != nil {
+		close(w.wake)
+	}
+	w.wake = make(chan struct{})
 }
 
 // Stats counts what one Run did.
@@ -99,6 +123,7 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 			defer wg.Done()
 			c := &conn{w: w, holder: fmt.Sprintf("%s/%d", w.Holder, i), edition: editionID, stats: stats}
 			errs[i] = c.run(ctx)
+			w.broadcast()
 		}()
 	}
 	wg.Wait()
@@ -155,6 +180,7 @@ func (c *conn) run(ctx context.Context) error {
 // idle waits for retries that are not due yet or leases held elsewhere; it
 // reports done when nothing of the edition is left.
 func (c *conn) idle(ctx context.Context) (bool, error) {
+	wake := c.w.wakeChan() // before counting, so a batch finished meanwhile wakes us
 	if _, err := c.w.Queue.Rescue(ctx); err != nil {
 		c.w.Log.Warn("rescue failed", "err", err)
 	}
@@ -175,8 +201,13 @@ func (c *conn) idle(ctx context.Context) (bool, error) {
 			wait = max(d, 10*time.Millisecond)
 		}
 	}
-	if !sleep(ctx, wait) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
 		return true, ctx.Err()
+	case <-t.C:
+	case <-wake:
 	}
 	return false, nil
 }
@@ -205,6 +236,7 @@ func (c *conn) work(ctx context.Context, jobs []Job) error {
 	if err := c.flush(ctx); err != nil {
 		return c.stop(nil, err)
 	}
+	c.w.broadcast()
 	return nil
 }
 

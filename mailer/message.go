@@ -31,8 +31,8 @@ type Message struct {
 	// ListID is the RFC 2919 list identifier, "London Daily <london-daily.example.com>"
 	// or just "london-daily.example.com".
 	ListID string
-	// UnsubscribeURL is the one-click unsubscribe endpoint (https; http is
-	// accepted but then RFC 8058 one-click is not announced).
+	// UnsubscribeURL is the one-click unsubscribe endpoint. RFC 8058 wants
+	// https; http is accepted for development (the configuration warns).
 	UnsubscribeURL string
 	// UnsubscribeMailto is e.g. "mailto:unsubscribe@example.com?subject=unsubscribe".
 	UnsubscribeMailto string
@@ -99,8 +99,10 @@ func Build(m Message) (*gomail.Msg, error) {
 	if len(p.unsub) > 0 {
 		msg.SetGenHeaderPreformatted(gomail.HeaderListUnsubscribe, listUnsubscribeValue(p.unsub))
 	}
-	// RFC 8058 section 3.1: exactly "List-Unsubscribe=One-Click", and only when
-	// List-Unsubscribe has an HTTPS URI (the receiver POSTs to it). Both fields
+	// RFC 8058 section 3.1: exactly "List-Unsubscribe=One-Click" whenever
+	// List-Unsubscribe has an http(s) URI (the receiver POSTs to it). The RFC
+	// requires HTTPS, which production configuration gives; a development
+	// setup on plain http keeps the header so it can be tried. Both fields
 	// must be covered by the DKIM signature (RFC 8058 section 4) - sign at the
 	// relay or ESP.
 	if p.oneClick {
@@ -189,12 +191,11 @@ func (m Message) prepare() (prepared, error) {
 	}
 
 	if m.UnsubscribeURL != "" {
-		u, err := checkUnsubURL(m.UnsubscribeURL)
-		if err != nil {
+		if _, err := checkUnsubURL(m.UnsubscribeURL); err != nil {
 			return p, err
 		}
 		p.unsub = append(p.unsub, m.UnsubscribeURL)
-		p.oneClick = u.Scheme == "https"
+		p.oneClick = true // checkUnsubURL allows http(s) only
 	}
 	if m.UnsubscribeMailto != "" {
 		if err := checkMailto(m.UnsubscribeMailto); err != nil {

@@ -169,8 +169,8 @@ func TestBuildDefaultsAndVariants(t *testing.T) {
 	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt != "text/plain" {
 		t.Errorf("Content-Type = %q", h.Get("Content-Type"))
 	}
-	// http is allowed, but RFC 8058 one-click requires https: no -Post field.
-	if v := h.Get("List-Unsubscribe-Post"); v != "" {
+	// http is allowed for development and keeps one-click announced.
+	if v := h.Get("List-Unsubscribe-Post"); v != "List-Unsubscribe=One-Click" {
 		t.Errorf("List-Unsubscribe-Post with an http URL: %q", v)
 	}
 	if v := h.Get("List-Id"); v != "<london-daily.example.com>" {
