@@ -131,3 +131,23 @@ func BenchmarkSend10k(b *testing.B) {
 		b.ReportMetric(10000/time.Since(start).Seconds(), "msgs/s")
 	}
 }
+
+// BenchmarkComposeMessage is the per-recipient work of a send without the
+// network: splice the recipient into the edition rendered once, build the
+// message with go-mail and write it out.
+func BenchmarkComposeMessage(b *testing.B) {
+	f := newFixture(b, 0)
+	comp := composer(b, f)
+	j := delivery.Job{ID: 1, SubscriberID: 1, MessageID: "bench@example.com", SubscriberUUID: "3f1c1a52-8a7e-4d5e-9a55-1d1b1c1d1e1f",
+		Email: "ada@example.com", Name: "Ada Lovelace", SubscriberStatus: "confirmed"}
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := mailer.Build(comp.ForJob(j))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := m.WriteTo(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
