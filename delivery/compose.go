@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/mail"
 	"time"
 
@@ -48,11 +50,11 @@ func (c *Composer) ForJob(j Job) mailer.Message {
 	return c.Message(&mail.Address{Name: j.Name, Address: j.Email}, j.MessageID, c.UnsubscribeURL(j.SubscriberUUID))
 }
 
-// SMTPDialer opens go-mail connections to the relay, each sending the
-// composer's messages.
-func SMTPDialer(cfg mailer.Config, c *Composer) Dialer {
+// SMTPDialer opens go-mail connections, each sending the composer's
+// messages, to the first of the relays that answers.
+func SMTPDialer(relays []mailer.Config, c *Composer) Dialer {
 	return func(ctx context.Context) (Mailer, error) {
-		conn, err := mailer.Dial(ctx, cfg)
+		conn, err := dialFirst(ctx, relays, mailer.Dial)
 		if err != nil {
 			return nil, err
 		}
@@ -60,12 +62,44 @@ func SMTPDialer(cfg mailer.Config, c *Composer) Dialer {
 	}
 }
 
+// dialFirst connects to the first relay that answers, in the order given:
+// the first is the primary, the others take over while it is down.
+func dialFirst[C any](ctx context.Context, relays []mailer.Config, dial func(context.Context, mailer.Config) (C, error)) (C, error) {
+	var errs []error
+	for _, cfg := range relays {
+		c, err := dial(ctx, cfg)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, fmt.Errorf("%s:%d: %w", cfg.Host, cfg.Port, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	var zero C
+	if len(errs) == 0 {
+		return zero, errors.New("no SMTP relay configured")
+	}
+	return zero, errors.Join(errs...)
+}
+
 type smtpMailer struct {
 	conn    *mailer.Conn
 	compose *Composer
 }
 
-func (m *smtpMailer) Send(ctx context.Context, j Job) Outcome {
+// Send sends the jobs one by one: go-mail's client is not pipelined.
+func (m *smtpMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
+	for i, j := range jobs {
+		if m.conn.Broken() {
+			out[i] = Outcome{ConnLost: true, Reply: "not sent: the connection was lost"}
+			continue
+		}
+		out[i] = m.send(ctx, j)
+	}
+}
+
+func (m *smtpMailer) send(ctx context.Context, j Job) Outcome {
 	msg, err := mailer.Build(m.compose.ForJob(j))
 	if err != nil {
 		// The message itself is bad (an address the relay would refuse, a
@@ -81,6 +115,7 @@ func (m *smtpMailer) Send(ctx context.Context, j Job) Outcome {
 		Permanent:  e.Permanent,
 		HardBounce: e.IsHardBounce(),
 		ConnLost:   e.ConnLost,
+		Throttled:  e.Throttled,
 		Code:       e.Code,
 		Enhanced:   e.Enhanced,
 		Reply:      e.Error(),

@@ -38,7 +38,15 @@ type Job struct {
 	SubscriberStatus string `db:"subscriber_status"`
 }
 
-const markSendStarted = `UPDATE editions SET send_started_at = coalesce(send_started_at, now()) WHERE id = $1`
+// markSendStarted freezes the edition and fixes its send-by deadline at the
+// first enqueue; a later enqueue (a rerun, new confirmations) keeps both but
+// reopens a finished edition for the newly queued.
+const markSendStarted = `
+UPDATE editions SET
+    send_started_at = coalesce(send_started_at, now()),
+    send_by = coalesce(send_by, now() + make_interval(secs => $2)),
+    finished_at = NULL
+WHERE id = $1`
 
 // enqueueConfirmed queues every confirmed subscriber not yet queued for the
 // edition. The Message-ID is fixed here, once per recipient, and reused on
@@ -55,7 +63,11 @@ ON CONFLICT (edition_id, subscriber_id) DO NOTHING`
 // queued for it yet, and freezes the edition (send_started_at), in one
 // transaction: running it twice queues nobody twice. msgIDDomain is the
 // right-hand side of the Message-IDs (RFC 5322 section 3.6.4).
-func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string) (int64, error) {
+//
+// window is how long the send may take before temporary failures are given
+// up (zero: no deadline): a morning digest that can't go by then is reported
+// undelivered, not delivered the next day.
+func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string, window time.Duration) (int64, error) {
 	tx, err := q.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue edition %d: begin: %w", editionID, err)
@@ -63,7 +75,11 @@ func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string
 	defer tx.Rollback()
 	// Updating the edition first takes its row lock, which an edition
 	// re-import also takes: an import can't slip in once the send started.
-	if _, err := tx.ExecContext(ctx, markSendStarted, editionID); err != nil {
+	secs := window.Seconds()
+	if window <= 0 {
+		secs = 100 * 365 * 24 * 3600 // no deadline
+	}
+	if _, err := tx.ExecContext(ctx, markSendStarted, editionID, secs); err != nil {
 		return 0, fmt.Errorf("enqueue edition %d: mark send started: %w", editionID, err)
 	}
 	res, err := tx.ExecContext(ctx, enqueueConfirmed, editionID, msgIDDomain)
@@ -77,14 +93,16 @@ func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string
 	return n, nil
 }
 
-// leaseJobs takes up to $3 due deliveries of the edition that no other
-// worker holds (SKIP LOCKED: workers never wait on each other), marks them
+// leaseJobs takes up to $3 due deliveries of the edition, unless its send is
+// paused, that no other worker holds (SKIP LOCKED: workers never wait on
+// each other), marks them
 // held by $2 until the lease expires, and counts the attempt now, before
 // anything is dialled, so a crash mid-send still counts.
 const leaseJobs = `
 WITH picked AS (
     SELECT id FROM deliveries
     WHERE edition_id = $1 AND status = 'queued' AND next_attempt_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM editions WHERE id = $1 AND paused_at IS NOT NULL)
     ORDER BY id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -92,7 +110,7 @@ WITH picked AS (
 UPDATE deliveries d
 SET status = 'sending', lease_holder = $2,
     lease_expires_at = now() + make_interval(secs => $4),
-    attempts = d.attempts + 1, updated_at = now()
+    attempts = d.attempts + 1, last_attempt_at = now(), updated_at = now()
 FROM picked, subscribers s
 WHERE d.id = picked.id AND s.id = d.subscriber_id
 RETURNING d.id, d.subscriber_id, d.message_id, d.attempts, s.uuid, s.email, s.name, s.status AS subscriber_status`
@@ -114,9 +132,12 @@ type Result struct {
 	NextAttempt  time.Time // for a retry
 	Permanent    bool      // for Failed
 	HardBounce   bool      // the mailbox does not exist: the subscriber is marked bounced
-	Code         int
-	Enhanced     string
-	Reply        string
+	// Deferred: not tried (a rate limit held it back); the attempt counted
+	// at lease time is taken back.
+	Deferred bool
+	Code     int
+	Enhanced string
+	Reply    string
 }
 
 // recordResults writes a batch of outcomes, but only for deliveries the
@@ -126,15 +147,16 @@ const recordResults = `
 UPDATE deliveries d
 SET status = v.status,
     lease_holder = NULL, lease_expires_at = NULL,
+    attempts = CASE WHEN v.deferred THEN greatest(d.attempts - 1, 0) ELSE d.attempts END,
     next_attempt_at = coalesce(nullif(v.next_at, '')::timestamptz, d.next_attempt_at),
     permanent = CASE WHEN v.status = 'failed' THEN v.permanent END,
-    smtp_code = nullif(v.code, 0),
-    smtp_enhanced = nullif(v.enhanced, ''),
-    smtp_reply = nullif(v.reply, ''),
+    smtp_code = CASE WHEN v.deferred THEN d.smtp_code ELSE nullif(v.code, 0) END,
+    smtp_enhanced = CASE WHEN v.deferred THEN d.smtp_enhanced ELSE nullif(v.enhanced, '') END,
+    smtp_reply = CASE WHEN v.deferred THEN d.smtp_reply ELSE nullif(v.reply, '') END,
     sent_at = CASE WHEN v.status = 'sent' THEN now() END,
     updated_at = now()
-FROM unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::text[], $8::text[])
-    AS v(id, status, next_at, permanent, code, enhanced, reply)
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::text[], $8::text[], $9::boolean[])
+    AS v(id, status, next_at, permanent, code, enhanced, reply, deferred)
 WHERE d.id = v.id AND d.status = 'sending' AND d.lease_holder = $1`
 
 const markBounced = `
@@ -150,9 +172,10 @@ func (q *Queue) Record(ctx context.Context, holder string, results []Result) (in
 	n := len(results)
 	ids, subs := make([]int64, n), []int64{}
 	status, next, enh, reply := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	perm, codes := make([]bool, n), make([]int64, n)
+	perm, codes, deferred := make([]bool, n), make([]int64, n), make([]bool, n)
 	for i, r := range results {
 		ids[i], status[i], perm[i], codes[i], enh[i], reply[i] = r.ID, r.Status, r.Permanent, int64(r.Code), r.Enhanced, r.Reply
+		deferred[i] = r.Deferred
 		if !r.NextAttempt.IsZero() {
 			next[i] = r.NextAttempt.UTC().Format(time.RFC3339Nano)
 		}
@@ -166,7 +189,7 @@ func (q *Queue) Record(ctx context.Context, holder string, results []Result) (in
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, recordResults, holder, pq.Array(ids), pq.Array(status), pq.Array(next),
-		pq.Array(perm), pq.Array(codes), pq.Array(enh), pq.Array(reply))
+		pq.Array(perm), pq.Array(codes), pq.Array(enh), pq.Array(reply), pq.Array(deferred))
 	if err != nil {
 		return 0, fmt.Errorf("record deliveries: %w", err)
 	}

@@ -63,11 +63,11 @@ func (f *fixture) count(t testing.TB, where string) int {
 func TestEnqueueOnlyConfirmedAndOnce(t *testing.T) {
 	f := newFixture(t, 25)
 	ctx := context.Background()
-	n, err := f.q.Enqueue(ctx, f.edition, "example.com")
+	n, err := f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	if err != nil || n != 25 {
 		t.Fatalf("enqueue: %d, %v; want 25 (confirmed only)", n, err)
 	}
-	n, err = f.q.Enqueue(ctx, f.edition, "example.com")
+	n, err = f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	if err != nil || n != 0 {
 		t.Fatalf("second enqueue: %d, %v; want 0", n, err)
 	}
@@ -75,7 +75,7 @@ func TestEnqueueOnlyConfirmedAndOnce(t *testing.T) {
 	if _, err := f.subs.Add(ctx, "late@example.com", "", subscribers.Confirmed); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ = f.q.Enqueue(ctx, f.edition, "example.com"); n != 1 {
+	if n, _ = f.q.Enqueue(ctx, f.edition, "example.com", 0); n != 1 {
 		t.Fatalf("enqueue after a new confirmation: %d, want 1", n)
 	}
 	if got := f.count(t, `message_id LIKE '%@example.com'`); got != 26 {
@@ -96,7 +96,7 @@ func TestEnqueueOnlyConfirmedAndOnce(t *testing.T) {
 func TestConcurrentLeasesAreDisjoint(t *testing.T) {
 	f := newFixture(t, 300)
 	ctx := context.Background()
-	if _, err := f.q.Enqueue(ctx, f.edition, "example.com"); err != nil {
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -139,7 +139,7 @@ func TestConcurrentLeasesAreDisjoint(t *testing.T) {
 func TestRecordOnlyWhileLeaseHeld(t *testing.T) {
 	f := newFixture(t, 3)
 	ctx := context.Background()
-	f.q.Enqueue(ctx, f.edition, "example.com")
+	f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	jobs, err := f.q.Lease(ctx, f.edition, "old", 10, time.Millisecond)
 	if err != nil || len(jobs) != 3 {
 		t.Fatalf("lease: %d, %v", len(jobs), err)
@@ -190,7 +190,7 @@ func TestRecordOnlyWhileLeaseHeld(t *testing.T) {
 func TestReleaseTakesBackTheAttempt(t *testing.T) {
 	f := newFixture(t, 2)
 	ctx := context.Background()
-	f.q.Enqueue(ctx, f.edition, "example.com")
+	f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	jobs, _ := f.q.Lease(ctx, f.edition, "w", 10, time.Minute)
 	if err := f.q.Release(ctx, "w", []int64{jobs[0].ID, jobs[1].ID}); err != nil {
 		t.Fatal(err)

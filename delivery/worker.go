@@ -9,6 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"newsletter/edition"
 )
 
 // Outcome is what a Mailer reports for one message.
@@ -17,43 +21,152 @@ type Outcome struct {
 	Permanent  bool // the server refused it for good (5xx)
 	HardBounce bool // the mailbox does not exist (5.1.x to RCPT)
 	ConnLost   bool // the connection is unusable; the Mailer must be redialled
+	Throttled  bool // the server asked us to slow down (421, 4.7.28, 451 4.7.x)
 	Code       int
 	Enhanced   string
 	Reply      string // the server's reply, or the error's text
 }
 
-// Mailer sends the edition's message for one job on a connection of its
-// own. A Mailer is used by one goroutine at a time.
+// Mailer sends messages on a connection of its own. A Mailer is used by one
+// goroutine at a time.
 type Mailer interface {
-	Send(ctx context.Context, j Job) Outcome
+	// Send sends the jobs' messages in order and sets out[i] for jobs[i].
+	// A message whose fate is unknown (the connection died after its data
+	// was written) must not be reported Sent.
+	Send(ctx context.Context, jobs []Job, out []Outcome)
 	Close() error
 }
 
 // Dialer opens a new Mailer (one SMTP connection).
 type Dialer func(ctx context.Context) (Mailer, error)
 
+// ErrPaused is returned by Run when the send is paused: by the error
+// threshold, or by hand.
+var ErrPaused = errors.New("send paused")
+
 // Worker drains an edition's queue over Conns connections, each its own
-// goroutine with its own lease holder name.
+// goroutine with its own lease holder name. Any number of Workers, in any
+// number of processes, can share one edition.
 type Worker struct {
-	Queue  *Queue
-	Dial   Dialer
-	Holder string // unique per process, e.g. host/pid/random
-	Log    *slog.Logger
+	Queue    *Queue
+	Editions *edition.Store
+	Dial     Dialer
+	Holder   string // unique per process, e.g. host/pid/random
+	Log      *slog.Logger
 
 	Conns       int           // SMTP connections, one goroutine each (default 1)
 	Batch       int           // deliveries leased at a time per connection (default 100)
-	FlushEvery  int           // results written per batch at most (default 50)
+	Group       int           // messages sent and recorded together (default 50)
 	LeaseTTL    time.Duration // how long a lease holds (default 5m)
 	MaxAttempts int           // attempts before a temporary failure is final (default 5)
 	RetryBase   time.Duration // first retry delay, doubled each time (default 30s)
 	RetryMax    time.Duration // longest retry delay (default 30m)
 	Poll        time.Duration // how often an idle worker looks again (default 1s)
+	MaxPerConn  int           // messages per connection before reconnecting (0: no limit)
 
-	// wake is closed (and replaced) whenever one of this worker's
-	// connections finishes a batch, so the others stop waiting at once
-	// instead of at the next poll.
-	mu   sync.Mutex
-	wake chan struct{}
+	Rate    *rate.Limiter // all messages of this process (nil: unlimited)
+	Domains *DomainLimits // per recipient domain (nil: unlimited)
+
+	// ErrorThreshold pauses the send after this many temporary failures in
+	// a row with nothing delivered in between (0: never), and
+	// DialThreshold after this many failed connection attempts in a row
+	// (default 10): better a clear pause than burning the list against a
+	// dead relay.
+	ErrorThreshold int
+	DialThreshold  int
+
+	mu     sync.Mutex
+	wake   chan struct{} // closed when a connection finishes a group
+	sendBy time.Time     // the edition's deadline; zero: none
+
+	failStreak atomic.Int64
+	dialStreak atomic.Int64
+	paused     atomic.Bool
+}
+
+// Stats counts what one Run did.
+type Stats struct {
+	Sent, Failed, Retried, Skipped, Deferred atomic.Int64
+}
+
+func (w *Worker) defaults() {
+	if w.Conns <= 0 {
+		w.Conns = 1
+	}
+	if w.Batch <= 0 {
+		w.Batch = 100
+	}
+	if w.Group <= 0 {
+		w.Group = 50
+	}
+	if w.LeaseTTL <= 0 {
+		w.LeaseTTL = 5 * time.Minute
+	}
+	if w.MaxAttempts <= 0 {
+		w.MaxAttempts = 5
+	}
+	if w.RetryBase <= 0 {
+		w.RetryBase = 30 * time.Second
+	}
+	if w.RetryMax <= 0 {
+		w.RetryMax = 30 * time.Minute
+	}
+	if w.Poll <= 0 {
+		w.Poll = time.Second
+	}
+	if w.DialThreshold <= 0 {
+		w.DialThreshold = 10
+	}
+	if w.Log == nil {
+		w.Log = slog.Default()
+	}
+	if w.Editions == nil {
+		w.Editions = &edition.Store{DB: w.Queue.DB}
+	}
+}
+
+// Run sends the edition until every delivery has a final outcome (sent,
+// failed or skipped), the send is paused (ErrPaused), or ctx is cancelled.
+// On cancellation the messages being written finish, their results are
+// recorded, the unsent leases are handed back, and Run returns ctx's error.
+func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
+	w.defaults()
+	st, err := w.Editions.SendState(ctx, editionID)
+	if err != nil {
+		return err
+	}
+	if st.PausedAt != nil {
+		return fmt.Errorf("%w: %s", ErrPaused, *st.PauseReason)
+	}
+	if st.SendBy != nil {
+		w.sendBy = *st.SendBy
+	}
+	w.paused.Store(false)
+	var wg sync.WaitGroup
+	errs := make([]error, w.Conns)
+	for i := range w.Conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &conn{w: w, holder: fmt.Sprintf("%s/%d", w.Holder, i), edition: editionID, stats: stats}
+			errs[i] = c.run(ctx)
+			w.broadcast()
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if errors.Is(err, ErrPaused) {
+			st, _ := w.Editions.SendState(context.WithoutCancel(ctx), editionID)
+			if st.PauseReason != nil {
+				return fmt.Errorf("%w: %s", ErrPaused, *st.PauseReason)
+			}
+			return err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return w.Editions.MarkFinished(ctx, editionID)
 }
 
 func (w *Worker) wakeChan() chan struct{} {
@@ -74,60 +187,15 @@ func (w *Worker) broadcast() {
 	w.wake = make(chan struct{})
 }
 
-// Stats counts what one Run did.
-type Stats struct {
-	Sent, Failed, Retried, Skipped atomic.Int64
-}
-
-func (w *Worker) defaults() {
-	if w.Conns <= 0 {
-		w.Conns = 1
+// pause stops the edition's send for every worker, in every process.
+func (w *Worker) pause(editionID int64, reason string) {
+	if w.paused.Swap(true) {
+		return
 	}
-	if w.Batch <= 0 {
-		w.Batch = 100
+	w.Log.Warn("pausing the send", "edition", editionID, "reason", reason)
+	if err := w.Editions.Pause(context.Background(), editionID, reason); err != nil {
+		w.Log.Error("pause failed", "edition", editionID, "err", err)
 	}
-	if w.FlushEvery <= 0 {
-		w.FlushEvery = 50
-	}
-	if w.LeaseTTL <= 0 {
-		w.LeaseTTL = 5 * time.Minute
-	}
-	if w.MaxAttempts <= 0 {
-		w.MaxAttempts = 5
-	}
-	if w.RetryBase <= 0 {
-		w.RetryBase = 30 * time.Second
-	}
-	if w.RetryMax <= 0 {
-		w.RetryMax = 30 * time.Minute
-	}
-	if w.Poll <= 0 {
-		w.Poll = time.Second
-	}
-	if w.Log == nil {
-		w.Log = slog.Default()
-	}
-}
-
-// Run sends the edition until every delivery has a final outcome (sent,
-// failed or skipped) or ctx is cancelled. On cancellation the message being
-// written finishes, the results are recorded, the unsent leases released,
-// and Run returns ctx's error.
-func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
-	w.defaults()
-	var wg sync.WaitGroup
-	errs := make([]error, w.Conns)
-	for i := range w.Conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &conn{w: w, holder: fmt.Sprintf("%s/%d", w.Holder, i), edition: editionID, stats: stats}
-			errs[i] = c.run(ctx)
-			w.broadcast()
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // conn is one connection's loop.
@@ -137,10 +205,10 @@ type conn struct {
 	edition int64
 	stats   *Stats
 	mailer  Mailer
+	sent    int           // messages on this connection, for MaxPerConn
+	slow    time.Duration // pause between groups after throttling
 	results []Result
-	// dialFailures counts failed dials in a row; while the relay is
-	// unreachable the rest of a batch is handed back and the loop waits.
-	dialFailures int
+	outs    []Outcome
 }
 
 func (c *conn) run(ctx context.Context) error {
@@ -153,11 +221,15 @@ func (c *conn) run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if c.w.paused.Load() {
+			return ErrPaused
+		}
 		jobs, err := c.w.Queue.Lease(ctx, c.edition, c.holder, c.w.Batch, c.w.LeaseTTL)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			// The database is away (restarting?): wait and try again.
 			c.w.Log.Warn("lease failed; retrying", "holder", c.holder, "err", err)
 			if !sleep(ctx, c.w.Poll) {
 				return ctx.Err()
@@ -180,9 +252,13 @@ func (c *conn) run(ctx context.Context) error {
 // idle waits for retries that are not due yet or leases held elsewhere; it
 // reports done when nothing of the edition is left.
 func (c *conn) idle(ctx context.Context) (bool, error) {
-	wake := c.w.wakeChan() // before counting, so a batch finished meanwhile wakes us
+	wake := c.w.wakeChan() // before counting, so a group finished meanwhile wakes us
 	if _, err := c.w.Queue.Rescue(ctx); err != nil {
 		c.w.Log.Warn("rescue failed", "err", err)
+	}
+	if st, err := c.w.Editions.SendState(ctx, c.edition); err == nil && st.PausedAt != nil {
+		c.w.paused.Store(true)
+		return true, ErrPaused
 	}
 	pending, next, err := c.w.Queue.Pending(ctx, c.edition)
 	if err != nil {
@@ -212,37 +288,175 @@ func (c *conn) idle(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// work sends one leased batch, recording results every FlushEvery messages.
+// work sends one leased batch a group at a time, recording each group.
 func (c *conn) work(ctx context.Context, jobs []Job) error {
-	for i, j := range jobs {
+	for len(jobs) > 0 {
 		if ctx.Err() != nil {
-			return c.stop(jobs[i:], ctx.Err())
+			return c.stop(jobs, ctx.Err())
 		}
-		c.results = append(c.results, c.deliver(ctx, j))
-		if c.dialFailures > 0 {
-			// The relay is unreachable: don't dial once per recipient.
-			err := c.stop(jobs[i+1:], nil)
-			if !sleep(ctx, min(c.w.Poll<<min(c.dialFailures, 6), time.Minute)) {
-				return ctx.Err()
-			}
-			return err
+		if c.w.paused.Load() {
+			return c.stop(jobs, ErrPaused)
 		}
-		if len(c.results) >= c.w.FlushEvery {
-			if err := c.flush(ctx); err != nil {
-				return c.stop(jobs[i+1:], err)
+		n := min(c.w.Group, len(jobs))
+		group := jobs[:n]
+		if c.mailer == nil {
+			m, err := c.w.Dial(ctx)
+			if err != nil {
+				return c.dialFailed(ctx, jobs, err)
 			}
+			c.mailer = m
+			c.w.dialStreak.Store(0)
+		}
+		jobs = jobs[n:]
+		c.sendGroup(ctx, group)
+		if err := c.flush(ctx); err != nil {
+			return c.stop(jobs, err)
+		}
+		c.w.broadcast()
+		if c.slow > 0 && !sleep(ctx, c.slow) {
+			return c.stop(jobs, ctx.Err())
 		}
 	}
-	if err := c.flush(ctx); err != nil {
-		return c.stop(nil, err)
-	}
-	c.w.broadcast()
 	return nil
+}
+
+// dialFailed hands the batch back untried, waits, and pauses the send when
+// the relay has been unreachable too many times in a row.
+func (c *conn) dialFailed(ctx context.Context, jobs []Job, err error) error {
+	n := c.w.dialStreak.Add(1)
+	c.w.Log.Warn("connect to the SMTP relay failed", "holder", c.holder, "failures_in_a_row", n, "err", err)
+	if n >= int64(c.w.DialThreshold) {
+		c.w.pause(c.edition, fmt.Sprintf("the SMTP relay could not be reached %d times in a row: %v", n, err))
+	}
+	if serr := c.stop(jobs, nil); serr != nil {
+		return serr
+	}
+	if !sleep(ctx, min(c.w.Poll<<min(n, 6), time.Minute)) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// sendGroup decides what to do with each job of a group, sends those that
+// go, and turns their outcomes into results.
+func (c *conn) sendGroup(ctx context.Context, group []Job) {
+	now := time.Now()
+	send := group[:0:0]
+	for _, j := range group {
+		r := Result{ID: j.ID, SubscriberID: j.SubscriberID}
+		switch {
+		case j.SubscriberStatus != "confirmed":
+			r.Status, r.Reply = Skipped, "subscriber is "+j.SubscriberStatus
+			c.stats.Skipped.Add(1)
+		case j.Attempts > c.w.MaxAttempts:
+			// Leased again after its worker died mid-attempt, too often.
+			r.Status, r.Reply = Failed, fmt.Sprintf("gave up after %d attempts", c.w.MaxAttempts)
+			c.stats.Failed.Add(1)
+		case !c.w.sendBy.IsZero() && now.After(c.w.sendBy):
+			r.Status, r.Reply = Failed, "the send-by deadline passed before it could be sent"
+			c.stats.Failed.Add(1)
+		default:
+			wait, ok := c.w.Domains.Reserve(domainOf(j.Email), 2*time.Second)
+			if !ok {
+				r.Status, r.Deferred, r.NextAttempt = Queued, true, now.Add(wait)
+				c.stats.Deferred.Add(1)
+				break
+			}
+			if wait > 0 && !sleep(ctx, wait) {
+				r.Status, r.Deferred, r.NextAttempt = Queued, true, now
+				break
+			}
+			send = append(send, j)
+			continue
+		}
+		c.results = append(c.results, r)
+	}
+	if len(send) == 0 {
+		return
+	}
+	if c.w.Rate != nil {
+		for range send {
+			// The group goes out whatever ctx says: it is leased now.
+			c.w.Rate.Wait(context.WithoutCancel(ctx))
+		}
+	}
+	if cap(c.outs) < len(send) {
+		c.outs = make([]Outcome, len(send))
+	}
+	outs := c.outs[:len(send)]
+	clear(outs)
+	// The messages being written finish even when ctx is cancelled.
+	c.mailer.Send(context.WithoutCancel(ctx), send, outs)
+	lost, throttled := false, false
+	for i, j := range send {
+		o := outs[i]
+		c.results = append(c.results, c.result(j, o))
+		lost = lost || o.ConnLost
+		if o.Throttled {
+			throttled = true
+			c.w.Domains.Throttled(domainOf(j.Email))
+		} else if o.Sent {
+			c.w.Domains.Accepted(domainOf(j.Email))
+		}
+	}
+	c.sent += len(send)
+	if throttled {
+		// Slow this connection down; it speeds back up as messages go.
+		c.slow = min(max(2*c.slow, 500*time.Millisecond), time.Minute)
+	} else {
+		c.slow /= 2
+	}
+	if lost || (c.w.MaxPerConn > 0 && c.sent >= c.w.MaxPerConn) {
+		c.mailer.Close()
+		c.mailer, c.sent = nil, 0
+	}
+	if th := c.w.ErrorThreshold; th > 0 && c.w.failStreak.Load() >= int64(th) {
+		last := c.results[len(c.results)-1].Reply
+		c.w.pause(c.edition, fmt.Sprintf("%d temporary failures in a row with nothing delivered; the last: %s", c.w.failStreak.Load(), last))
+	}
+}
+
+// result turns a message's outcome into the delivery's result.
+func (c *conn) result(j Job, o Outcome) Result {
+	r := Result{ID: j.ID, SubscriberID: j.SubscriberID, Code: o.Code, Enhanced: o.Enhanced, Reply: o.Reply}
+	switch {
+	case o.Sent:
+		r.Status = Sent
+		c.stats.Sent.Add(1)
+		c.w.failStreak.Store(0)
+		return r
+	case o.Permanent:
+		r.Status, r.Permanent, r.HardBounce = Failed, true, o.HardBounce
+		c.stats.Failed.Add(1)
+		c.w.Log.Info("delivery refused", "subscriber", j.SubscriberID, "code", o.Code, "enhanced", o.Enhanced)
+		return r
+	}
+	c.w.failStreak.Add(1)
+	next := time.Now().Add(c.w.backoff(j.Attempts))
+	if o.ConnLost && !o.Throttled {
+		// Nothing says the recipient is at fault: try again at once, on a
+		// new connection.
+		next = time.Now()
+	}
+	switch {
+	case j.Attempts >= c.w.MaxAttempts:
+		r.Status = Failed
+	case !c.w.sendBy.IsZero() && next.After(c.w.sendBy):
+		r.Status = Failed
+		r.Reply += " (no retry: the send-by deadline comes first)"
+	default:
+		r.Status, r.NextAttempt = Queued, next
+		c.stats.Retried.Add(1)
+		return r
+	}
+	c.stats.Failed.Add(1)
+	c.w.Log.Info("delivery failed", "subscriber", j.SubscriberID, "attempts", j.Attempts, "code", o.Code)
+	return r
 }
 
 // stop records what was done and hands back the leases never tried.
 func (c *conn) stop(untried []Job, cause error) error {
-	bg, cancel := context.WithTimeout(context.WithoutCancel(context.Background()), 30*time.Second)
+	bg, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := c.flush(bg)
 	ids := make([]int64, len(untried))
@@ -267,7 +481,7 @@ func (c *conn) flush(ctx context.Context) error {
 	}
 	ctx = context.WithoutCancel(ctx)
 	var err error
-	for attempt := range 30 {
+	for attempt := range 60 {
 		var n int64
 		n, err = c.w.Queue.Record(ctx, c.holder, c.results)
 		if err == nil {
@@ -283,61 +497,6 @@ func (c *conn) flush(ctx context.Context) error {
 	return fmt.Errorf("record %d results: %w", len(c.results), err)
 }
 
-// deliver sends one job and turns what happened into a Result.
-func (c *conn) deliver(ctx context.Context, j Job) Result {
-	r := Result{ID: j.ID, SubscriberID: j.SubscriberID}
-	if j.SubscriberStatus != "confirmed" {
-		r.Status = Skipped
-		r.Reply = "subscriber is " + j.SubscriberStatus
-		c.stats.Skipped.Add(1)
-		return r
-	}
-	if j.Attempts > c.w.MaxAttempts {
-		// Leased again after its worker died mid-attempt, too often.
-		r.Status, r.Reply = Failed, fmt.Sprintf("gave up after %d attempts", c.w.MaxAttempts)
-		c.stats.Failed.Add(1)
-		return r
-	}
-	var o Outcome
-	if c.mailer == nil {
-		m, err := c.w.Dial(ctx)
-		if err != nil {
-			c.dialFailures++
-			c.w.Log.Warn("connect to SMTP server failed", "holder", c.holder, "err", err)
-			o = Outcome{ConnLost: true, Reply: "connect: " + err.Error()}
-		} else {
-			c.mailer, c.dialFailures = m, 0
-		}
-	}
-	if c.mailer != nil {
-		// The message being written finishes even when ctx is cancelled.
-		o = c.mailer.Send(context.WithoutCancel(ctx), j)
-		if o.ConnLost {
-			c.mailer.Close()
-			c.mailer = nil
-		}
-	}
-	r.Code, r.Enhanced, r.Reply = o.Code, o.Enhanced, o.Reply
-	switch {
-	case o.Sent:
-		r.Status = Sent
-		c.stats.Sent.Add(1)
-	case o.Permanent:
-		r.Status, r.Permanent, r.HardBounce = Failed, true, o.HardBounce
-		c.stats.Failed.Add(1)
-		c.w.Log.Info("delivery refused", "subscriber", j.SubscriberID, "code", o.Code, "enhanced", o.Enhanced)
-	case j.Attempts >= c.w.MaxAttempts:
-		r.Status = Failed
-		c.stats.Failed.Add(1)
-		c.w.Log.Info("delivery failed after retries", "subscriber", j.SubscriberID, "attempts", j.Attempts, "code", o.Code)
-	default:
-		r.Status = Queued
-		r.NextAttempt = time.Now().Add(c.w.backoff(j.Attempts))
-		c.stats.Retried.Add(1)
-	}
-	return r
-}
-
 // backoff is the delay before attempt n+1: RetryBase doubled per attempt,
 // at most RetryMax, with ±25% jitter so retries of a failed batch spread out.
 func (w *Worker) backoff(attempt int) time.Duration {
@@ -349,6 +508,9 @@ func (w *Worker) backoff(attempt int) time.Duration {
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

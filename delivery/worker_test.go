@@ -2,11 +2,13 @@ package delivery_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/mail"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,15 +57,15 @@ func TestWorkerSendsEachRecipientOnceOverManyConnections(t *testing.T) {
 	f := newFixture(t, 120)
 	ctx := context.Background()
 	srv := smtptest.Start(t)
-	if _, err := f.q.Enqueue(ctx, f.edition, "example.com"); err != nil {
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
 		t.Fatal(err)
 	}
 	// The subscriber who leaves after the enqueue is skipped, not sent.
 	if err := f.subs.Unsubscribe(ctx, 7); err != nil {
 		t.Fatal(err)
 	}
-	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer(smtpConfig(srv), composer(t, f)), Holder: "test",
-		Log: quietLog(), Conns: 4, Batch: 7, FlushEvery: 5}
+	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{smtpConfig(srv)}, composer(t, f)), Holder: "test",
+		Log: quietLog(), Conns: 4, Batch: 7, Group: 5}
 	var stats delivery.Stats
 	if err := w.Run(ctx, f.edition, &stats); err != nil {
 		t.Fatal(err)
@@ -87,21 +89,39 @@ func TestWorkerSendsEachRecipientOnceOverManyConnections(t *testing.T) {
 	}
 }
 
-func TestWorkerRetriesWhenRelayIsDown(t *testing.T) {
+func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 	f := newFixture(t, 5)
 	ctx := context.Background()
-	f.q.Enqueue(ctx, f.edition, "example.com")
+	f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	// Nothing listens here: every dial fails.
 	cfg := mailer.Config{Host: "127.0.0.1", Port: 1, TLS: mailer.TLSNone, Timeout: time.Second}
-	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer(cfg, composer(t, f)), Holder: "test",
-		Log: quietLog(), MaxAttempts: 2, RetryBase: 10 * time.Millisecond, Poll: 10 * time.Millisecond}
+	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{cfg}, composer(t, f)), Holder: "test",
+		Log: quietLog(), DialThreshold: 3, Poll: time.Millisecond}
 	var stats delivery.Stats
+	err := w.Run(ctx, f.edition, &stats)
+	if !errors.Is(err, delivery.ErrPaused) || !strings.Contains(err.Error(), "could not be reached 3 times") {
+		t.Fatalf("Run against a dead relay: %v; want a pause after 3 failed dials", err)
+	}
+	// Nobody lost an attempt to the dead relay, nobody was given up.
+	if n := f.count(t, `status = 'queued' AND attempts = 0`); n != 5 {
+		t.Fatalf("%d of 5 deliveries back in the queue untouched", n)
+	}
+	var reason string
+	f.db.Get(&reason, `SELECT pause_reason FROM editions WHERE id = $1`, f.edition)
+	if !strings.Contains(reason, "127.0.0.1:1") {
+		t.Fatalf("pause reason %q does not name the relay", reason)
+	}
+	// Resumed with a relay that works, the send finishes from where it stopped.
+	srv := smtptest.Start(t)
+	if _, err := (&edition.Store{DB: f.db}).Resume(ctx, f.edition); err != nil {
+		t.Fatal(err)
+	}
+	w = &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{cfg, smtpConfig(srv)}, composer(t, f)), Holder: "test2", Log: quietLog()}
 	if err := w.Run(ctx, f.edition, &stats); err != nil {
 		t.Fatal(err)
 	}
-	// Everyone has an outcome: failed, not permanent, with the reason.
-	if n := f.count(t, `status = 'failed' AND NOT permanent AND smtp_reply LIKE 'connect:%'`); n != 5 {
-		t.Fatalf("%d of 5 recorded as failed to connect", n)
+	if len(srv.Messages()) != 5 || f.count(t, `status = 'sent'`) != 5 {
+		t.Fatalf("after resuming through the failover relay: %d messages, %d sent", len(srv.Messages()), f.count(t, `status = 'sent'`))
 	}
 }
 
@@ -117,10 +137,10 @@ func BenchmarkSend10k(b *testing.B) {
 		f.db.MustExec(`UPDATE editions SET send_started_at = NULL`)
 		b.StartTimer()
 		start := time.Now()
-		if _, err := f.q.Enqueue(ctx, f.edition, "example.com"); err != nil {
+		if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
 			b.Fatal(err)
 		}
-		w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer(smtpConfig(srv), comp), Holder: fmt.Sprint("bench", i), Log: quietLog(), Conns: 4}
+		w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{smtpConfig(srv)}, comp), Holder: fmt.Sprint("bench", i), Log: quietLog(), Conns: 4}
 		var stats delivery.Stats
 		if err := w.Run(ctx, f.edition, &stats); err != nil {
 			b.Fatal(err)

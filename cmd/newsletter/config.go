@@ -29,7 +29,8 @@ type config struct {
 	listen       string
 	listID       string
 
-	smtp     mailer.Config
+	smtp     mailer.Config   // the first relay: the primary
+	relays   []mailer.Config // every relay of SMTP_URL, in failover order
 	fromAddr *mail.Address
 	location *time.Location
 	tokens   *subscribers.Tokens
@@ -102,11 +103,16 @@ func (c *config) load(log *slog.Logger) error {
 		if c.smtpURL == "" {
 			return fmt.Errorf("%s is not set: set it to your relay, like smtp://user:pass@smtp.example.com:587 (STARTTLS), smtps://... (implicit TLS) or smtp://localhost:1025?tls=none", envSMTPURL)
 		}
-		s, err := mailer.ParseURL(c.smtpURL)
-		if err != nil {
-			return err // ParseURL names SMTP_URL and never the password
+		// Several relays, comma-separated, are tried in order: the first
+		// is the primary, the others take over while it is down.
+		for _, one := range strings.Split(c.smtpURL, ",") {
+			s, err := mailer.ParseURL(strings.TrimSpace(one))
+			if err != nil {
+				return err // ParseURL names SMTP_URL and never the password
+			}
+			c.relays = append(c.relays, s)
 		}
-		c.smtp = s
+		c.smtp = c.relays[0]
 	}
 	if c.need[envFrom] {
 		env(&c.from, envFrom)

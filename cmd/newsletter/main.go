@@ -49,6 +49,8 @@ func init() {
 		"edition":     {"import the day's edition from a news page, a feed or JSON", cmdEdition},
 		"preview":     {"render an edition exactly as a subscriber gets it", cmdPreview},
 		"send":        {"send an edition to every confirmed subscriber", cmdSend},
+		"worker":      {"a long-lived delivery worker for every edition being sent", cmdWorker},
+		"status":      {"how an edition's send stands, and who was not delivered", cmdStatus},
 		"serve":       {"serve the reader pages (one-click unsubscribe, health)", cmdServe},
 		"secret":      {"print a new random NEWSLETTER_SECRET", cmdSecret},
 		"help":        {"list the subcommands", nil},

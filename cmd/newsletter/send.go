@@ -2,6 +2,12 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"golang.org/x/time/rate"
+
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -22,11 +28,16 @@ import (
 // workerFlags are the knobs of a delivery worker, flags with environment
 // defaults (none of them secret, so -h may show them).
 type workerFlags struct {
-	conns       int
-	maxAttempts int
-	retryBase   time.Duration
-	batch       int
-	envErr      error // a variable that does not parse
+	conns          int
+	maxAttempts    int
+	retryBase      time.Duration
+	batch          int
+	maxPerConn     int
+	rate           float64
+	domainRates    string
+	errorThreshold int
+	transport      string
+	envErr         error // a variable that does not parse
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet) {
@@ -34,6 +45,55 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&w.maxAttempts, "max-attempts", w.envInt("NEWSLETTER_MAX_ATTEMPTS", 5), "attempts before a temporary failure is final (env NEWSLETTER_MAX_ATTEMPTS)")
 	fs.DurationVar(&w.retryBase, "retry-base", w.envDuration("NEWSLETTER_RETRY_BASE", 30*time.Second), "first retry delay, doubled per attempt (env NEWSLETTER_RETRY_BASE)")
 	fs.IntVar(&w.batch, "batch", w.envInt("NEWSLETTER_BATCH", 100), "deliveries leased at a time per connection (env NEWSLETTER_BATCH)")
+	fs.IntVar(&w.maxPerConn, "max-per-conn", w.envInt("NEWSLETTER_SMTP_MAX_MSGS", 1000), "messages per SMTP connection before reconnecting; 0: no limit (env NEWSLETTER_SMTP_MAX_MSGS)")
+	fs.Float64Var(&w.rate, "rate", w.envFloat("NEWSLETTER_RATE", 0), "messages per second for this process at most; 0: no limit (env NEWSLETTER_RATE)")
+	fs.StringVar(&w.domainRates, "domain-rates", os.Getenv("NEWSLETTER_DOMAIN_RATES"), "messages per second per recipient domain, like gmail.com=50,yahoo.com=20 (env NEWSLETTER_DOMAIN_RATES)")
+	fs.IntVar(&w.errorThreshold, "error-threshold", w.envInt("NEWSLETTER_ERROR_THRESHOLD", 100), "pause the send after this many temporary failures in a row; 0: never (env NEWSLETTER_ERROR_THRESHOLD)")
+	fs.StringVar(&w.transport, "transport", envOr("NEWSLETTER_TRANSPORT", "gomail"), "bulk (pipelined SMTP) or gomail (env NEWSLETTER_TRANSPORT)")
+}
+
+// worker builds the delivery worker the flags describe.
+func (w *workerFlags) worker(c *config, db *sqlx.DB, comp *delivery.Composer, log *slog.Logger) (*delivery.Worker, error) {
+	domains, err := parseDomainRates(w.domainRates)
+	if err != nil {
+		return nil, err
+	}
+	wk := &delivery.Worker{
+		Queue:          &delivery.Queue{DB: db},
+		Editions:       &edition.Store{DB: db},
+		Dial:           delivery.SMTPDialer(c.relays, comp),
+		Holder:         holderName(),
+		Log:            log,
+		Conns:          w.conns,
+		Batch:          w.batch,
+		MaxAttempts:    w.maxAttempts,
+		RetryBase:      w.retryBase,
+		MaxPerConn:     w.maxPerConn,
+		Domains:        delivery.NewDomainLimits(domains),
+		ErrorThreshold: w.errorThreshold,
+	}
+	if w.rate > 0 {
+		wk.Rate = rate.NewLimiter(rate.Limit(w.rate), max(1, int(w.rate/10)))
+	}
+	return wk, nil
+}
+
+// parseDomainRates reads "gmail.com=50,yahoo.com=20".
+func parseDomainRates(s string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		dom, r, ok := strings.Cut(part, "=")
+		v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if !ok || err != nil || v <= 0 || strings.TrimSpace(dom) == "" {
+			return nil, usageErr("NEWSLETTER_DOMAIN_RATES / --domain-rates: %q is not domain=messages-per-second, like gmail.com=50", part)
+		}
+		out[strings.ToLower(strings.TrimSpace(dom))] = v
+	}
+	return out, nil
 }
 
 func (w *workerFlags) check() error {
@@ -48,18 +108,26 @@ func (w *workerFlags) check() error {
 		return usageErr("--retry-base (NEWSLETTER_RETRY_BASE) must be a positive duration like 30s")
 	case w.batch < 1 || w.batch > 10000:
 		return usageErr("--batch (NEWSLETTER_BATCH) must be between 1 and 10000")
+	case w.maxPerConn < 0 || w.rate < 0 || w.errorThreshold < 0:
+		return usageErr("--max-per-conn, --rate and --error-threshold can't be negative")
+	case w.transport != "bulk" && w.transport != "gomail":
+		return usageErr("--transport (NEWSLETTER_TRANSPORT) must be bulk or gomail")
 	}
 	return nil
 }
 
 func cmdSend(ctx context.Context, e *env) error {
-	fs := flagSet(e, "send", "send [--date YYYY-MM-DD] [--to ADDRESS] [flags]\n\nSends the edition to every confirmed subscriber and returns when each has a recorded outcome.\nSafe to run twice: nobody already sent is sent again. --to sends one test copy and records nothing.")
+	fs := flagSet(e, "send", "send [--date YYYY-MM-DD] [--to ADDRESS] [--retry-failed] [flags]\n\nSends the edition to every confirmed subscriber and returns when each has a recorded outcome.\nSafe to run twice: nobody already sent is sent again; a paused send resumes where it stopped.\n--to sends one test copy and records nothing.")
 	c := newConfig(fs, envDatabaseURL, envSMTPURL, envFrom, envBaseURL, envTZ, envTemplates, envListID, envSecret)
 	var date, to string
+	var retryFailed bool
+	var window time.Duration
 	fs.StringVar(&date, "date", "", "the edition's date, YYYY-MM-DD (default: today in NEWSLETTER_TZ)")
 	fs.StringVar(&to, "to", "", "send one test copy to this address only, recording nothing")
+	fs.BoolVar(&retryFailed, "retry-failed", false, "first put the edition's temporary failures back in the queue")
 	var wf workerFlags
 	wf.register(fs)
+	fs.DurationVar(&window, "send-window", wf.envDuration("NEWSLETTER_SEND_WINDOW", 12*time.Hour), "temporary failures are given up this long after the send started; 0: never (env NEWSLETTER_SEND_WINDOW)")
 	pos, err := parseArgs(fs, e.args)
 	if err != nil {
 		return err
@@ -69,6 +137,9 @@ func cmdSend(ctx context.Context, e *env) error {
 	}
 	if err := wf.check(); err != nil {
 		return err
+	}
+	if window < 0 {
+		return usageErr("--send-window (NEWSLETTER_SEND_WINDOW) can't be negative")
 	}
 	if err := c.load(e.log); err != nil {
 		return err
@@ -91,36 +162,41 @@ func cmdSend(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-
 	if to != "" {
 		return sendTestCopy(ctx, e, c, comp, to)
 	}
 
 	start := time.Now()
-	q := &delivery.Queue{DB: db}
-	queued, err := q.Enqueue(ctx, st.ID, c.fromDomain())
+	w, err := wf.worker(c, db, comp, e.log)
+	if err != nil {
+		return err
+	}
+	if retryFailed {
+		n, err := w.Queue.RetryFailed(ctx, st.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "re-queued %d temporary failures\n", n)
+	}
+	if reason, err := w.Editions.Resume(ctx, st.ID); err != nil {
+		return err
+	} else if reason != "" {
+		fmt.Fprintf(e.stdout, "resuming the send, paused because: %s\n", reason)
+	}
+	queued, err := w.Queue.Enqueue(ctx, st.ID, c.fromDomain(), window)
 	if err != nil {
 		return err
 	}
 	e.log.Info("send started", "edition", st.Edition.DateString(), "newly_queued", queued)
-	w := &delivery.Worker{
-		Queue:       q,
-		Dial:        delivery.SMTPDialer(c.smtp, comp),
-		Holder:      holderName(),
-		Log:         e.log,
-		Conns:       wf.conns,
-		Batch:       wf.batch,
-		MaxAttempts: wf.maxAttempts,
-		RetryBase:   wf.retryBase,
-	}
 	var stats delivery.Stats
 	runErr := w.Run(ctx, st.ID, &stats)
 	elapsed := time.Since(start)
 	interrupted := errors.Is(runErr, context.Canceled)
-	if runErr != nil && !interrupted {
+	paused := errors.Is(runErr, delivery.ErrPaused)
+	if runErr != nil && !interrupted && !paused {
 		return fmt.Errorf("send %s: %w", st.Edition.DateString(), runErr)
 	}
-	counts, err := q.Count(context.WithoutCancel(ctx), st.ID)
+	counts, err := w.Queue.Count(context.WithoutCancel(ctx), st.ID)
 	if err != nil {
 		return err
 	}
@@ -130,8 +206,11 @@ func cmdSend(ctx context.Context, e *env) error {
 		elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds())
 	fmt.Fprintf(e.stdout, "all %d recipients: %d sent, %d failed (%d refused by the server), %d skipped, %d not finished\n",
 		counts.Total(), counts.Sent, counts.Failed, counts.FailedPermanent, counts.Skipped, counts.Queued+counts.Sending)
-	if interrupted {
+	switch {
+	case interrupted:
 		fmt.Fprintf(e.stderr, "interrupted: %d recipients are not finished; run the same send again to finish them\n", counts.Queued+counts.Sending)
+	case paused:
+		return fmt.Errorf("%v; %d recipients are not finished: fix the cause, then run the same send again to resume", runErr, counts.Queued+counts.Sending)
 	}
 	return nil
 }
@@ -204,6 +283,25 @@ func (w *workerFlags) envInt(name string, def int) int {
 		w.envErr = fmt.Errorf("%s %q is not a whole number", name, s)
 	}
 	return v
+}
+
+func (w *workerFlags) envFloat(name string, def float64) float64 {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil && w.envErr == nil {
+		w.envErr = fmt.Errorf("%s %q is not a number", name, s)
+	}
+	return v
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func (w *workerFlags) envDuration(name string, def time.Duration) time.Duration {
