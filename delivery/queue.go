@@ -299,3 +299,22 @@ func (q *Queue) Count(ctx context.Context, editionID int64) (Counts, error) {
 	}
 	return c, rows.Err()
 }
+
+// Extend renews the holder's leases of the given deliveries and returns the
+// ids it still held: a worker slowed down (rate limits, a slow relay) keeps
+// its batch, and drops what a rescuer already gave to someone else.
+func (q *Queue) Extend(ctx context.Context, holder string, ids []int64, ttl time.Duration) (map[int64]bool, error) {
+	var held []int64
+	err := q.DB.SelectContext(ctx, &held, `
+		UPDATE deliveries SET lease_expires_at = now() + make_interval(secs => $3)
+		WHERE id = ANY($2) AND status = 'sending' AND lease_holder = $1
+		RETURNING id`, holder, pq.Array(ids), ttl.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("extend leases: %w", err)
+	}
+	out := make(map[int64]bool, len(held))
+	for _, id := range held {
+		out[id] = true
+	}
+	return out, nil
+}

@@ -290,7 +290,18 @@ func (c *conn) idle(ctx context.Context) (bool, error) {
 
 // work sends one leased batch a group at a time, recording each group.
 func (c *conn) work(ctx context.Context, jobs []Job) error {
+	leasedAt := time.Now()
 	for len(jobs) > 0 {
+		if time.Since(leasedAt) > c.w.LeaseTTL/3 {
+			var err error
+			if jobs, err = c.extend(ctx, jobs); err != nil {
+				return c.stop(nil, err)
+			}
+			leasedAt = time.Now()
+			if len(jobs) == 0 {
+				return nil
+			}
+		}
 		if ctx.Err() != nil {
 			return c.stop(jobs, ctx.Err())
 		}
@@ -318,6 +329,28 @@ func (c *conn) work(ctx context.Context, jobs []Job) error {
 		}
 	}
 	return nil
+}
+
+// extend renews the leases of the jobs left and keeps only those still held.
+func (c *conn) extend(ctx context.Context, jobs []Job) ([]Job, error) {
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	held, err := c.w.Queue.Extend(ctx, c.holder, ids, c.w.LeaseTTL)
+	if err != nil {
+		return nil, err
+	}
+	kept := jobs[:0]
+	for _, j := range jobs {
+		if held[j.ID] {
+			kept = append(kept, j)
+		}
+	}
+	if lost := len(jobs) - len(kept); lost > 0 {
+		c.w.Log.Warn("leases lost to a rescuer; not sending those", "holder", c.holder, "count", lost)
+	}
+	return kept, nil
 }
 
 // dialFailed hands the batch back untried, waits, and pauses the send when

@@ -37,6 +37,7 @@ type workerFlags struct {
 	domainRates    string
 	errorThreshold int
 	transport      string
+	leaseTTL       time.Duration
 	envErr         error // a variable that does not parse
 }
 
@@ -49,6 +50,7 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&w.rate, "rate", w.envFloat("NEWSLETTER_RATE", 0), "messages per second for this process at most; 0: no limit (env NEWSLETTER_RATE)")
 	fs.StringVar(&w.domainRates, "domain-rates", os.Getenv("NEWSLETTER_DOMAIN_RATES"), "messages per second per recipient domain, like gmail.com=50,yahoo.com=20 (env NEWSLETTER_DOMAIN_RATES)")
 	fs.IntVar(&w.errorThreshold, "error-threshold", w.envInt("NEWSLETTER_ERROR_THRESHOLD", 100), "pause the send after this many temporary failures in a row; 0: never (env NEWSLETTER_ERROR_THRESHOLD)")
+	fs.DurationVar(&w.leaseTTL, "lease-ttl", w.envDuration("NEWSLETTER_LEASE_TTL", 5*time.Minute), "how long a worker holds leased deliveries; a crashed worker's are resent after it (env NEWSLETTER_LEASE_TTL)")
 	fs.StringVar(&w.transport, "transport", envOr("NEWSLETTER_TRANSPORT", "gomail"), "bulk (pipelined SMTP) or gomail (env NEWSLETTER_TRANSPORT)")
 }
 
@@ -69,6 +71,7 @@ func (w *workerFlags) worker(c *config, db *sqlx.DB, comp *delivery.Composer, lo
 		MaxAttempts:    w.maxAttempts,
 		RetryBase:      w.retryBase,
 		MaxPerConn:     w.maxPerConn,
+		LeaseTTL:       w.leaseTTL,
 		Domains:        delivery.NewDomainLimits(domains),
 		ErrorThreshold: w.errorThreshold,
 	}
@@ -108,6 +111,8 @@ func (w *workerFlags) check() error {
 		return usageErr("--retry-base (NEWSLETTER_RETRY_BASE) must be a positive duration like 30s")
 	case w.batch < 1 || w.batch > 10000:
 		return usageErr("--batch (NEWSLETTER_BATCH) must be between 1 and 10000")
+	case w.leaseTTL < time.Second:
+		return usageErr("--lease-ttl (NEWSLETTER_LEASE_TTL) must be at least 1s")
 	case w.maxPerConn < 0 || w.rate < 0 || w.errorThreshold < 0:
 		return usageErr("--max-per-conn, --rate and --error-threshold can't be negative")
 	case w.transport != "bulk" && w.transport != "gomail":

@@ -138,54 +138,88 @@ func ensureServer() error {
 // folder, listening on a free loopback port, and returns its URL and a
 // function that stops it and removes the folder.
 func StartCluster() (string, func(), error) {
-	bindir, err := BinDir()
+	c, err := NewCluster()
 	if err != nil {
 		return "", nil, err
 	}
+	return c.URL, c.Stop, nil
+}
+
+// Cluster is a throwaway PostgreSQL server of a test's own, for tests that
+// stop or restart the database under a running send.
+type Cluster struct {
+	URL  string // superuser URL of the postgres database
+	dir  string
+	data string
+	opts string
+	run  func(name string, args ...string) *exec.Cmd
+}
+
+// NewCluster initialises and starts a cluster; Stop removes it.
+func NewCluster() (*Cluster, error) {
+	bindir, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "newsletter-pg-")
 	if err != nil {
-		return "", nil, fmt.Errorf("temporary folder: %w", err)
+		return nil, fmt.Errorf("temporary folder: %w", err)
 	}
 	asPostgres := os.Geteuid() == 0
 	if asPostgres {
 		pu, err := user.Lookup("postgres")
 		if err != nil {
-			return "", nil, fmt.Errorf("running as root, PostgreSQL must run as the postgres user, which is missing (apt-get install postgresql): %w", err)
+			return nil, fmt.Errorf("running as root, PostgreSQL must run as the postgres user, which is missing (apt-get install postgresql): %w", err)
 		}
 		uid, _ := strconv.Atoi(pu.Uid)
 		gid, _ := strconv.Atoi(pu.Gid)
 		if err := os.Chown(dir, uid, gid); err != nil {
-			return "", nil, fmt.Errorf("chown %s: %w", dir, err)
+			return nil, fmt.Errorf("chown %s: %w", dir, err)
 		}
 	}
-	run := func(name string, args ...string) *exec.Cmd {
+	c := &Cluster{dir: dir, data: filepath.Join(dir, "data")}
+	c.run = func(name string, args ...string) *exec.Cmd {
 		bin := filepath.Join(bindir, name)
 		if asPostgres {
 			return exec.Command("runuser", append([]string{"-u", "postgres", "--", bin}, args...)...)
 		}
 		return exec.Command(bin, args...)
 	}
-	data := filepath.Join(dir, "data")
-	if out, err := run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+	if out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("initdb: %v: %s", err, out)
+		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
 	port, err := freePort()
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return nil, err
 	}
-	opts := fmt.Sprintf("-h 127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
-	if out, err := run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start").CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+	c.opts = fmt.Sprintf("-h 127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
+	if err := c.ctl("start"); err != nil {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("pg_ctl start: %v: %s %s", err, out, log)
+		return nil, err
 	}
-	stopFn := func() {
-		run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").Run()
-		os.RemoveAll(dir)
+	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	return c, nil
+}
+
+func (c *Cluster) ctl(action string, extra ...string) error {
+	args := append([]string{"-D", c.data, "-o", c.opts, "-l", filepath.Join(c.dir, "log"), "-w"}, extra...)
+	if out, err := c.run("pg_ctl", append(args, action)...).CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
+		return fmt.Errorf("pg_ctl %s: %v: %s %s", action, err, out, log)
 	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), stopFn, nil
+	return nil
+}
+
+// Restart stops the server (fast: open connections are cut) and starts it
+// again on the same port.
+func (c *Cluster) Restart() error { return c.ctl("restart", "-m", "fast") }
+
+// Stop stops the server at once and removes its folder.
+func (c *Cluster) Stop() {
+	c.run("pg_ctl", "-D", c.data, "-m", "immediate", "-w", "stop").Run()
+	os.RemoveAll(c.dir)
 }
 
 // BinDir finds the PostgreSQL server binaries: pg_config --bindir, then

@@ -116,8 +116,9 @@ type Server struct {
 
 	mu         sync.Mutex
 	msgs       []Message
-	accepted   int           // accepted messages, including discarded ones
-	changed    chan struct{} // closed and replaced whenever accepted grows
+	accepted   int            // accepted messages, including discarded ones
+	perRcpt    map[string]int // accepted messages per recipient, kept even when discarding
+	changed    chan struct{}  // closed and replaced whenever accepted grows
 	rejectRcpt map[string]*smtp.SMTPError
 	rejectData map[string]*smtp.SMTPError
 	stall      map[string]time.Duration
@@ -274,6 +275,18 @@ func (s *Server) Messages() []Message {
 	return copyMessages(s.msgs)
 }
 
+// RecipientCounts returns how many messages each recipient was sent (kept
+// even WithDiscard), for tests that count duplicates in big sends.
+func (s *Server) RecipientCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.perRcpt))
+	for k, v := range s.perRcpt {
+		out[k] = v
+	}
+	return out
+}
+
 // Accepted returns how many messages the server has accepted (replied 250 to the
 // end of DATA), including those not kept because of WithDiscard.
 func (s *Server) Accepted() int {
@@ -424,6 +437,12 @@ func (s *Server) accept(m Message) error {
 		s.msgs = append(s.msgs, m)
 	}
 	s.accepted++
+	if s.perRcpt == nil {
+		s.perRcpt = map[string]int{}
+	}
+	for _, to := range m.To {
+		s.perRcpt[to]++
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 	if s.dropAfter > 0 {

@@ -1,0 +1,275 @@
+package main
+
+// Tests that run the newsletter binary as separate processes and do to them
+// what production does: SIGKILL at random points, SIGTERM, several workers
+// at once, PostgreSQL restarted under a send.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"newsletter/internal/pgtest"
+	"newsletter/internal/smtptest"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds the newsletter command once per test run (without the race
+// detector: these tests are about processes, and speed matters).
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "newsletter-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "newsletter")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// proc prepares the binary with the harness's environment plus extra; the
+// caller runs it (Output, CombinedOutput or Start).
+func (h *harness) proc(extra []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary(h.t), args...)
+	cmd.Env = append(os.Environ(), extra...)
+	h.t.Cleanup(func() {
+		if cmd.Process != nil && cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// bigList imports n confirmed subscribers and the seed edition.
+func (h *harness) bigList(n int) {
+	h.t.Helper()
+	h.must("migrate")
+	var csv strings.Builder
+	csv.WriteString("email,status\n")
+	for i := range n {
+		fmt.Fprintf(&csv, "reader%06d@example.com,confirmed\n", i)
+	}
+	h.must("subscribers", "import", h.file("big.csv", csv.String()))
+	h.must("edition", "import", seedPath)
+}
+
+// allDeliveredOnce checks every recipient got the edition and returns how
+// many extra copies went out in all.
+func allDelivered(t *testing.T, db *sqlx.DB, srv *smtptest.Server, n int) (duplicates int) {
+	t.Helper()
+	counts := srv.RecipientCounts()
+	for i := range n {
+		c := counts[fmt.Sprintf("reader%06d@example.com", i)]
+		if c == 0 {
+			t.Fatalf("reader%06d never got the edition", i)
+		}
+		duplicates += c - 1
+	}
+	var sent int
+	db.Get(&sent, `SELECT count(*) FROM deliveries WHERE status = 'sent'`)
+	if sent != n {
+		t.Fatalf("%d deliveries recorded sent, want %d", sent, n)
+	}
+	return duplicates
+}
+
+// waitAccepted waits for the server to have accepted n messages in all
+// (WaitFor needs the messages kept; this works WithDiscard too).
+func waitAccepted(t *testing.T, srv *smtptest.Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for srv.Accepted() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d messages accepted after a minute", srv.Accepted(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+const (
+	testConns = 2
+	testGroup = 50 // delivery.Worker's default Group: results recorded per group
+)
+
+// SIGKILL at random points of a 20,000-recipient send, ten times, each
+// followed by a restart: everyone is delivered, and the duplicates are no
+// more than the messages in flight when each kill came (a group per
+// connection).
+func TestKilledSendLosesNobody(t *testing.T) {
+	h := newHarness(t)
+	const n = 20000
+	h.smtp = smtptest.Start(t, smtptest.WithDiscard())
+	t.Setenv("SMTP_URL", fmt.Sprintf("smtp://%s?tls=none", h.smtp.Addr()))
+	h.bigList(n)
+	env := []string{"NEWSLETTER_LEASE_TTL=1s", fmt.Sprintf("NEWSLETTER_SMTP_CONNS=%d", testConns)}
+	for kill := range 10 {
+		cmd := h.proc(env, "send", "--date", "2025-11-13")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// A random point: after some messages of this run went out.
+		before := h.smtp.Accepted()
+		target := before + 200 + rand.IntN(1200)
+		deadline := time.Now().Add(30 * time.Second)
+		for h.smtp.Accepted() < target && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		t.Logf("kill %d after %d messages in all", kill+1, h.smtp.Accepted())
+		time.Sleep(1100 * time.Millisecond) // the killed process's leases expire
+	}
+	cmd := h.proc(env, "send", "--date", "2025-11-13")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("final send: %v\n%s", err, out)
+	}
+	dups := allDelivered(t, h.db, h.smtp, n)
+	bound := 10 * testConns * testGroup
+	t.Logf("%d duplicates after 10 kills (bound %d)", dups, bound)
+	if dups > bound {
+		t.Fatalf("%d duplicates, more than the %d messages that can be in flight at 10 kills", dups, bound)
+	}
+}
+
+// Three worker processes on one edition: each recipient exactly once.
+func TestThreeWorkersShareAnEdition(t *testing.T) {
+	h := newHarness(t)
+	const n = 3000
+	h.smtp = smtptest.Start(t, smtptest.WithDiscard())
+	t.Setenv("SMTP_URL", fmt.Sprintf("smtp://%s?tls=none", h.smtp.Addr()))
+	h.bigList(n)
+	var wg sync.WaitGroup
+	outs := make([]string, 3)
+	for i := range 3 {
+		cmd := h.proc(nil, "send", "--date", "2025-11-13")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := cmd.CombinedOutput()
+			outs[i] = string(b)
+			if err != nil {
+				t.Errorf("send %d: %v\n%s", i, err, b)
+			}
+		}()
+	}
+	wg.Wait()
+	if dups := allDelivered(t, h.db, h.smtp, n); dups != 0 {
+		t.Fatalf("%d duplicates with three workers, want none", dups)
+	}
+	for i, o := range outs {
+		if !strings.Contains(o, "sent ") {
+			t.Errorf("worker %d printed %q", i, o)
+		}
+	}
+}
+
+// SIGTERM mid-send: the messages in flight finish, the leases are handed
+// back, exit 0; a rerun completes the edition with nobody sent twice.
+func TestTerminatedSendStopsCleanly(t *testing.T) {
+	h := newHarness(t)
+	const n = 400
+	h.bigList(n)
+	for i := range n {
+		h.smtp.Stall(fmt.Sprintf("reader%06d@example.com", i), 5*time.Millisecond)
+	}
+	cmd := h.proc(nil, "send", "--date", "2025-11-13")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.smtp.WaitFor(t, 50, 30*time.Second)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("SIGTERM: %v, want exit 0\n%s", err, out.String())
+	}
+	var leased, sent int
+	h.db.Get(&leased, `SELECT count(*) FROM deliveries WHERE status = 'sending'`)
+	h.db.Get(&sent, `SELECT count(*) FROM deliveries WHERE status = 'sent'`)
+	if leased != 0 || sent != len(h.smtp.Messages()) || sent == n {
+		t.Fatalf("after SIGTERM: %d leased, %d recorded sent, %d accepted; want 0 leased and records = accepted < %d", leased, sent, len(h.smtp.Messages()), n)
+	}
+	for i := range n {
+		h.smtp.Stall(fmt.Sprintf("reader%06d@example.com", i), 0)
+	}
+	h.must("send", "--date", "2025-11-13")
+	if dups := allDelivered(t, h.db, h.smtp, n); dups != 0 {
+		t.Fatalf("%d duplicates after a graceful stop, want none", dups)
+	}
+}
+
+// PostgreSQL restarted under a running send: the workers reconnect and
+// finish, nobody lost.
+func TestSendSurvivesDatabaseRestart(t *testing.T) {
+	cl, err := pgtest.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Stop)
+	h := newHarness(t)
+	h.db.Close()
+	h.db, err = sqlx.Open("postgres", cl.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DATABASE_URL", cl.URL)
+	const n = 1500
+	h.smtp = smtptest.Start(t, smtptest.WithDiscard())
+	t.Setenv("SMTP_URL", fmt.Sprintf("smtp://%s?tls=none", h.smtp.Addr()))
+	h.bigList(n)
+	for i := range n {
+		h.smtp.Stall(fmt.Sprintf("reader%06d@example.com", i), time.Millisecond)
+	}
+	cmd := h.proc(nil, "send", "--date", "2025-11-13")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitAccepted(t, h.smtp, 200)
+	if err := cl.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restarted PostgreSQL after %d messages", h.smtp.Accepted())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("send across a database restart: %v\n%s", err, out.String())
+		}
+	case <-ctx.Done():
+		t.Fatal("the send did not finish after the database came back")
+	}
+	if dups := allDelivered(t, h.db, h.smtp, n); dups != 0 {
+		t.Fatalf("%d duplicates across a database restart, want none", dups)
+	}
+}
