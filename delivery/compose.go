@@ -92,7 +92,7 @@ type smtpMailer struct {
 func (m *smtpMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
 	for i, j := range jobs {
 		if m.conn.Broken() {
-			out[i] = Outcome{ConnLost: true, Reply: "not sent: the connection was lost"}
+			out[i] = Outcome{ConnLost: true, NotTried: true, Reply: "not sent: the connection was lost"}
 			continue
 		}
 		out[i] = m.send(ctx, j)

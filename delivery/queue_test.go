@@ -199,3 +199,5 @@ func TestReleaseTakesBackTheAttempt(t *testing.T) {
 		t.Fatal("released deliveries are not back in the queue untouched")
 	}
 }
+
+func editionStore(f *fixture) *edition.Store { return &edition.Store{DB: f.db} }

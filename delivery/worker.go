@@ -22,6 +22,9 @@ type Outcome struct {
 	HardBounce bool // the mailbox does not exist (5.1.x to RCPT)
 	ConnLost   bool // the connection is unusable; the Mailer must be redialled
 	Throttled  bool // the server asked us to slow down (421, 4.7.28, 451 4.7.x)
+	// NotTried: the connection was gone before this message was started;
+	// it goes back to the queue without counting as an attempt.
+	NotTried bool
 	Code       int
 	Enhanced   string
 	Reply      string // the server's reply, or the error's text
@@ -453,6 +456,10 @@ func (c *conn) sendGroup(ctx context.Context, group []Job) {
 func (c *conn) result(j Job, o Outcome) Result {
 	r := Result{ID: j.ID, SubscriberID: j.SubscriberID, Code: o.Code, Enhanced: o.Enhanced, Reply: o.Reply}
 	switch {
+	case o.NotTried:
+		r.Status, r.Deferred, r.NextAttempt = Queued, true, time.Now()
+		c.stats.Deferred.Add(1)
+		return r
 	case o.Sent:
 		r.Status = Sent
 		c.stats.Sent.Add(1)
@@ -466,11 +473,6 @@ func (c *conn) result(j Job, o Outcome) Result {
 	}
 	c.w.failStreak.Add(1)
 	next := time.Now().Add(c.w.backoff(j.Attempts))
-	if o.ConnLost && !o.Throttled {
-		// Nothing says the recipient is at fault: try again at once, on a
-		// new connection.
-		next = time.Now()
-	}
 	switch {
 	case j.Attempts >= c.w.MaxAttempts:
 		r.Status = Failed
