@@ -25,9 +25,9 @@ type Outcome struct {
 	// NotTried: the connection was gone before this message was started;
 	// it goes back to the queue without counting as an attempt.
 	NotTried bool
-	Code       int
-	Enhanced   string
-	Reply      string // the server's reply, or the error's text
+	Code     int
+	Enhanced string
+	Reply    string // the server's reply, or the error's text
 }
 
 // Mailer sends messages on a connection of its own. A Mailer is used by one
