@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -545,5 +547,77 @@ func TestSubscribersAddAndList(t *testing.T) {
 	out = h.must("subscribers", "list")
 	if !strings.Contains(out, "bob@example.com\t\tpending") {
 		t.Fatalf("list: %q", out)
+	}
+}
+
+func TestStatusAndRetryFailed(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.smtp.RejectRcpt("zoe@example.com", 451, "4.3.0", "mailbox busy")
+	h.must("send", "--date", "2025-11-13", "--max-attempts", "1")
+	out := h.must("status", "--date", "2025-11-13")
+	if !strings.Contains(out, "edition 2025-11-13: finished") || !strings.Contains(out, "recipients 4: sent 3, failed 1 (refused 0, temporary 1)") {
+		t.Fatalf("status: %q", out)
+	}
+	out = h.must("status", "--date", "2025-11-13", "--undelivered")
+	if !strings.Contains(out, "zoe@example.com\tfailed (temporary)\t1\t451 4.3.0\t") {
+		t.Fatalf("status --undelivered: %q", out)
+	}
+	var rep struct {
+		State  string `json:"state"`
+		Counts struct {
+			Sent            int `json:"sent"`
+			FailedTemporary int `json:"failed_temporary"`
+		} `json:"counts"`
+		Undelivered []struct {
+			Email string `json:"email"`
+			Code  int    `json:"smtp_code"`
+		} `json:"undelivered"`
+	}
+	out = h.must("status", "--date", "2025-11-13", "--json", "--undelivered")
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+	}
+	if rep.State != "finished" || rep.Counts.Sent != 3 || rep.Counts.FailedTemporary != 1 || len(rep.Undelivered) != 1 || rep.Undelivered[0].Email != "zoe@example.com" || rep.Undelivered[0].Code != 451 {
+		t.Fatalf("status --json: %+v", rep)
+	}
+	// The mailbox recovers; the temporary failures are sent again.
+	h.smtp.RejectRcpt("zoe@example.com", 0, "", "")
+	out = h.must("send", "--date", "2025-11-13", "--retry-failed")
+	if !strings.Contains(out, "re-queued 1 temporary failures") || !strings.Contains(out, "sent 1,") {
+		t.Fatalf("send --retry-failed: %q", out)
+	}
+	if n := recipients(h.smtp.Messages()); n["zoe@example.com"] != 1 || n["ada@example.com"] != 1 {
+		t.Fatalf("messages %v", n)
+	}
+}
+
+func TestWorkerCommandSendsQueuedEditions(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var out, errb bytes.Buffer
+	go func() { done <- run(ctx, []string{"worker", "--poll", "50ms"}, &out, &errb) }()
+	h.must("send", "--date", "2025-11-13", "--enqueue-only")
+	h.smtp.WaitFor(t, 4, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var finished bool
+		h.db.Get(&finished, `SELECT finished_at IS NOT NULL FROM editions`)
+		if finished {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not finish the edition")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel() // SIGTERM
+	if code := <-done; code != 0 {
+		t.Fatalf("worker exited %d: %s", code, errb.String())
+	}
+	if got := recipients(h.smtp.Messages()); len(got) != 4 {
+		t.Fatalf("worker sent to %v", got)
 	}
 }

@@ -125,11 +125,12 @@ func cmdSend(ctx context.Context, e *env) error {
 	fs := flagSet(e, "send", "send [--date YYYY-MM-DD] [--to ADDRESS] [--retry-failed] [flags]\n\nSends the edition to every confirmed subscriber and returns when each has a recorded outcome.\nSafe to run twice: nobody already sent is sent again; a paused send resumes where it stopped.\n--to sends one test copy and records nothing.")
 	c := newConfig(fs, envDatabaseURL, envSMTPURL, envFrom, envBaseURL, envTZ, envTemplates, envListID, envSecret)
 	var date, to string
-	var retryFailed bool
+	var retryFailed, enqueueOnly bool
 	var window time.Duration
 	fs.StringVar(&date, "date", "", "the edition's date, YYYY-MM-DD (default: today in NEWSLETTER_TZ)")
 	fs.StringVar(&to, "to", "", "send one test copy to this address only, recording nothing")
 	fs.BoolVar(&retryFailed, "retry-failed", false, "first put the edition's temporary failures back in the queue")
+	fs.BoolVar(&enqueueOnly, "enqueue-only", false, "queue the recipients and return, leaving the sending to `newsletter worker` processes")
 	var wf workerFlags
 	wf.register(fs)
 	fs.DurationVar(&window, "send-window", wf.envDuration("NEWSLETTER_SEND_WINDOW", 12*time.Hour), "temporary failures are given up this long after the send started; 0: never (env NEWSLETTER_SEND_WINDOW)")
@@ -193,6 +194,10 @@ func cmdSend(ctx context.Context, e *env) error {
 		return err
 	}
 	e.log.Info("send started", "edition", st.Edition.DateString(), "newly_queued", queued)
+	if enqueueOnly {
+		fmt.Fprintf(e.stdout, "edition %s: queued %d new recipients for the workers\n", st.Edition.DateString(), queued)
+		return nil
+	}
 	var stats delivery.Stats
 	runErr := w.Run(ctx, st.ID, &stats)
 	elapsed := time.Since(start)
