@@ -26,10 +26,6 @@ type Composer struct {
 // Message is the message for one recipient. messageID is without angle
 // brackets.
 func (c *Composer) Message(to *mail.Address, messageID, unsubscribeURL string) mailer.Message {
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
 	rc := templates.Recipient{Name: to.Name, Email: to.Address, UnsubscribeURL: unsubscribeURL}
 	return mailer.Message{
 		From:              c.From,
@@ -38,11 +34,18 @@ func (c *Composer) Message(to *mail.Address, messageID, unsubscribeURL string) m
 		Text:              c.Rendered.Text(rc),
 		HTML:              c.Rendered.HTML(rc),
 		MessageID:         messageID,
-		Date:              now(),
+		Date:              c.now(),
 		ListID:            c.ListID,
 		UnsubscribeURL:    unsubscribeURL,
 		UnsubscribeMailto: c.UnsubscribeMailto,
 	}
+}
+
+func (c *Composer) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 // ForJob is the message of a leased delivery.
@@ -110,16 +113,7 @@ func (m *smtpMailer) send(ctx context.Context, j Job) Outcome {
 	if err == nil {
 		return Outcome{Sent: true, Reply: reply}
 	}
-	e := mailer.Classify(err)
-	return Outcome{
-		Permanent:  e.Permanent,
-		HardBounce: e.IsHardBounce(),
-		ConnLost:   e.ConnLost,
-		Throttled:  e.Throttled,
-		Code:       e.Code,
-		Enhanced:   e.Enhanced,
-		Reply:      e.Error(),
-	}
+	return outcomeOf(mailer.Classify(err))
 }
 
 func (m *smtpMailer) Close() error { return m.conn.Close() }

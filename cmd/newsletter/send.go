@@ -51,7 +51,7 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&w.domainRates, "domain-rates", os.Getenv("NEWSLETTER_DOMAIN_RATES"), "messages per second per recipient domain, like gmail.com=50,yahoo.com=20 (env NEWSLETTER_DOMAIN_RATES)")
 	fs.IntVar(&w.errorThreshold, "error-threshold", w.envInt("NEWSLETTER_ERROR_THRESHOLD", 100), "pause the send after this many temporary failures in a row; 0: never (env NEWSLETTER_ERROR_THRESHOLD)")
 	fs.DurationVar(&w.leaseTTL, "lease-ttl", w.envDuration("NEWSLETTER_LEASE_TTL", 5*time.Minute), "how long a worker holds leased deliveries; a crashed worker's are resent after it (env NEWSLETTER_LEASE_TTL)")
-	fs.StringVar(&w.transport, "transport", envOr("NEWSLETTER_TRANSPORT", "gomail"), "bulk (pipelined SMTP) or gomail (env NEWSLETTER_TRANSPORT)")
+	fs.StringVar(&w.transport, "transport", envOr("NEWSLETTER_TRANSPORT", "bulk"), "bulk (pipelined SMTP) or gomail (env NEWSLETTER_TRANSPORT)")
 }
 
 // worker builds the delivery worker the flags describe.
@@ -60,10 +60,18 @@ func (w *workerFlags) worker(c *config, db *sqlx.DB, comp *delivery.Composer, lo
 	if err != nil {
 		return nil, err
 	}
+	dial := delivery.SMTPDialer(c.relays, comp)
+	if w.transport == "bulk" {
+		prep, err := comp.Prepare()
+		if err != nil {
+			return nil, fmt.Errorf("prepare the edition's message: %w", err)
+		}
+		dial = delivery.BulkDialer(c.relays, comp, prep)
+	}
 	wk := &delivery.Worker{
 		Queue:          &delivery.Queue{DB: db},
 		Editions:       &edition.Store{DB: db},
-		Dial:           delivery.SMTPDialer(c.relays, comp),
+		Dial:           dial,
 		Holder:         holderName(),
 		Log:            log,
 		Conns:          w.conns,

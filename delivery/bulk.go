@@ -1,0 +1,109 @@
+package delivery
+
+import (
+	"context"
+
+	"newsletter/mailer"
+)
+
+// Prepare encodes the composer's edition once for the bulk path.
+func (c *Composer) Prepare() (*mailer.Prepared, error) {
+	html, text := c.Rendered.Parts()
+	return mailer.Prepare(mailer.PrepareInput{
+		From:              c.From,
+		Subject:           c.Rendered.Subject(),
+		ListID:            c.ListID,
+		UnsubscribeMailto: c.UnsubscribeMailto,
+		Text:              text,
+		HTML:              html,
+	})
+}
+
+// BulkDialer opens pipelined SMTP connections (mailer.BulkConn) that send
+// the edition prepared once: each recipient's message is spliced into
+// pre-encoded bytes, not built. This is the fast path for editions; go-mail
+// (SMTPDialer) stays for test copies and transactional mail.
+func BulkDialer(relays []mailer.Config, c *Composer, p *mailer.Prepared) Dialer {
+	return func(ctx context.Context) (Mailer, error) {
+		conn, err := dialFirst(ctx, relays, mailer.DialBulk)
+		if err != nil {
+			return nil, err
+		}
+		return &bulkMailer{conn: conn, compose: c, prepared: p, from: c.From.Address}, nil
+	}
+}
+
+type bulkMailer struct {
+	conn     *mailer.BulkConn
+	compose  *Composer
+	prepared *mailer.Prepared
+	from     string
+
+	// Reused for every group: nothing per recipient outlives its group.
+	buf     []byte
+	ends    []int
+	envs    []mailer.Envelope
+	results []mailer.Result
+	index   []int // envs[k] is jobs[index[k]]
+}
+
+func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
+	m.buf, m.ends, m.envs, m.index = m.buf[:0], m.ends[:0], m.envs[:0], m.index[:0]
+	now := m.compose.now()
+	for i, j := range jobs {
+		before := len(m.buf)
+		var err error
+		m.buf, err = m.prepared.AppendMessage(m.buf, mailer.Recipient{
+			Name:           j.Name,
+			Email:          j.Email,
+			MessageID:      j.MessageID,
+			UnsubscribeURL: m.compose.UnsubscribeURL(j.SubscriberUUID),
+			Date:           now,
+		})
+		if err != nil {
+			m.buf = m.buf[:before]
+			// The recipient's own fields can't make a valid message (an
+			// address the database should never have held): final.
+			out[i] = Outcome{Permanent: true, Reply: "build message: " + err.Error()}
+			continue
+		}
+		m.ends = append(m.ends, len(m.buf))
+		m.index = append(m.index, i)
+	}
+	start := 0
+	for k, i := range m.index {
+		m.envs = append(m.envs, mailer.Envelope{From: m.from, To: jobs[i].Email, Data: m.buf[start:m.ends[k]]})
+		start = m.ends[k]
+	}
+	if cap(m.results) < len(m.envs) {
+		m.results = make([]mailer.Result, len(m.envs))
+	}
+	res := m.results[:len(m.envs)]
+	clear(res)
+	m.conn.Send(ctx, m.envs, res)
+	for k, i := range m.index {
+		r := res[k]
+		if r.OK {
+			out[i] = Outcome{Sent: true, Reply: r.Reply}
+			continue
+		}
+		out[i] = outcomeOf(r.Err)
+		// A message the connection died before starting was never sent.
+		out[i].NotTried = r.Err.ConnLost && r.Err.Code == 0 && r.Err.Stage == mailer.StageMail
+	}
+}
+
+func (m *bulkMailer) Close() error { return m.conn.Close() }
+
+// outcomeOf turns a classified SMTP error into an outcome.
+func outcomeOf(e *mailer.Error) Outcome {
+	return Outcome{
+		Permanent:  e.Permanent,
+		HardBounce: e.IsHardBounce(),
+		ConnLost:   e.ConnLost,
+		Throttled:  e.Throttled,
+		Code:       e.Code,
+		Enhanced:   e.Enhanced,
+		Reply:      e.Error(),
+	}
+}
