@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // NormalizeAddress checks that s is one bare mailbox (local@domain) that a
@@ -25,6 +27,18 @@ func NormalizeAddress(s string) (string, error) {
 	}
 	at := strings.LastIndexByte(s, '@')
 	local, domain := s[:at], strings.ToLower(s[at+1:])
+	if !isASCII(domain) {
+		// An internationalised domain (RFC 5890) is kept in its Unicode
+		// form, mapped the way a resolver would (UTS #46: case, width and
+		// NFC), so one domain typed two ways is one address.
+		a, err := idnaProfile.ToASCII(domain)
+		if err != nil {
+			return "", fmt.Errorf("email address %q: the domain is not a valid internationalised domain name", s)
+		}
+		if domain, err = idnaProfile.ToUnicode(a); err != nil {
+			return "", fmt.Errorf("email address %q: the domain is not a valid internationalised domain name", s)
+		}
+	}
 	// RFC 5321 section 4.5.3.1.1 and 4.5.3.1.2: size limits of the parts.
 	if len(local) > 64 {
 		return "", fmt.Errorf("email address %q: the part before @ is longer than 64 characters", s)
@@ -82,4 +96,35 @@ func CleanName(s string) string {
 		return r
 	}, s)
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// idnaProfile validates internationalised domains as a lookup would
+// (RFC 5891 section 5, UTS #46 mapping), with the DNS length limits.
+var idnaProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.VerifyDNSLength(true), idna.StrictDomainName(true))
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// SMTPAddress is addr as it goes in an SMTP envelope and the To header: a
+// Unicode domain becomes its A-label (punycode, RFC 5891 section 4.4), so a
+// reader at an internationalised domain with an ASCII local part gets mail
+// through any server. A non-ASCII local part has no ASCII form; it is left
+// as it is and needs a relay with SMTPUTF8 (RFC 6531), which go-mail asks
+// for whenever the server offers it.
+func SMTPAddress(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || isASCII(addr[at+1:]) {
+		return addr
+	}
+	a, err := idnaProfile.ToASCII(addr[at+1:])
+	if err != nil {
+		return addr // NormalizeAddress let no such domain in
+	}
+	return addr[:at+1] + a
 }

@@ -43,6 +43,9 @@ type ImportResult struct {
 	// KeptUnsubscribed counts rows that would have confirmed someone who
 	// had left (or bounced); they stay as they are.
 	KeptUnsubscribed int
+	// Suppressed counts rows whose address was erased on its owner's
+	// request: they are left out, and the rest of the file is imported.
+	Suppressed int
 }
 
 // maxRowErrors bounds the errors kept for one file: a file that is wrong
@@ -55,12 +58,15 @@ const importBatch = 500
 // upsertRows inserts new people and updates existing ones without ever
 // bringing back someone who left: an unsubscribed or bounced person keeps
 // that status whatever the file says; a confirmed person is not set back to
-// pending; a file may still record that someone unsubscribed. The CTE reports
-// what it did per row.
+// pending; a file may still record that someone unsubscribed. Rows whose
+// address is suppressed (erased on request) are left out. Every stored row
+// gets an entry in the consent record. The CTE reports what it did.
 const upsertRows = `
-WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])
-        AS t(uuid, email, name, status, token_hash)
+WITH file AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[])
+        AS t(uuid, email, name, status, token_hash, email_hash)
+), input AS (
+    SELECT * FROM file f WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = f.email_hash)
 ), existing AS (
     SELECT s.id, lower(s.email) AS key, s.status FROM subscribers s
     WHERE lower(s.email) IN (SELECT lower(email) FROM input)
@@ -85,13 +91,18 @@ WITH input AS (
             WHEN s.status NOT IN ('unsubscribed', 'bounced') AND excluded.status = 'unsubscribed' THEN now()
             ELSE s.unsubscribed_at END,
         updated_at = now()
-    RETURNING lower(s.email) AS key
+    RETURNING s.id, lower(s.email) AS key
+), consented AS (
+    INSERT INTO consents (subscriber_id, email_hash, action, method, detail)
+    SELECT u.id, i.email_hash, 'import', 'import', 'status=' || i.status
+    FROM upserted u JOIN input i ON lower(i.email) = u.key
 )
 SELECT
     (SELECT count(*) FROM upserted u WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.key = u.key)) AS added,
     (SELECT count(*) FROM existing) AS updated,
     (SELECT count(*) FROM existing e JOIN input i ON lower(i.email) = e.key
-        WHERE e.status IN ('unsubscribed', 'bounced') AND i.status = 'confirmed') AS kept`
+        WHERE e.status IN ('unsubscribed', 'bounced') AND i.status = 'confirmed') AS kept,
+    (SELECT count(*) FROM file) - (SELECT count(*) FROM input) AS suppressed`
 
 // Import reads a CSV file with a header row (email required; name and status
 // optional, in any order) and stores it all or not at all: every bad row is
@@ -141,9 +152,10 @@ func (s *Store) Import(ctx context.Context, r io.Reader, defaultStatus Status) (
 			return nil
 		}
 		var c struct {
-			Added   int `db:"added"`
-			Updated int `db:"updated"`
-			Kept    int `db:"kept"`
+			Added      int `db:"added"`
+			Updated    int `db:"updated"`
+			Kept       int `db:"kept"`
+			Suppressed int `db:"suppressed"`
 		}
 		if err := batch.upsert(ctx, tx, &c); err != nil {
 			return fmt.Errorf("import: store rows: %w", err)
@@ -151,6 +163,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, defaultStatus Status) (
 		res.Added += c.Added
 		res.Updated += c.Updated
 		res.KeptUnsubscribed += c.Kept
+		res.Suppressed += c.Suppressed
 		batch = importRows{}
 		return nil
 	}
@@ -189,7 +202,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, defaultStatus Status) (
 			continue
 		}
 		id := newUUID()
-		batch.add(id, email, name, status, HashToken(s.Tokens.Unsubscribe(id)))
+		batch.add(id, email, name, status, HashToken(s.Tokens.Unsubscribe(id)), s.Tokens.AddressHash(email))
 		if len(batch.email) >= importBatch {
 			if err := flush(); err != nil {
 				return res, err
@@ -239,17 +252,18 @@ func parseRow(rec []string, cols map[string]int, defaultStatus Status) (email, n
 // importRows is one batch in the column-wise shape unnest() takes.
 type importRows struct {
 	uuid, email, name, status []string
-	hash                      [][]byte
+	hash, emailHash           [][]byte
 }
 
-func (b *importRows) add(uuid, email, name string, status Status, hash []byte) {
+func (b *importRows) add(uuid, email, name string, status Status, hash, emailHash []byte) {
 	b.uuid = append(b.uuid, uuid)
 	b.email = append(b.email, email)
 	b.name = append(b.name, name)
 	b.status = append(b.status, string(status))
 	b.hash = append(b.hash, hash)
+	b.emailHash = append(b.emailHash, emailHash)
 }
 
 func (b *importRows) upsert(ctx context.Context, tx *sqlx.Tx, dst any) error {
-	return tx.GetContext(ctx, dst, upsertRows, pq.Array(b.uuid), pq.Array(b.email), pq.Array(b.name), pq.Array(b.status), pq.ByteaArray(b.hash))
+	return tx.GetContext(ctx, dst, upsertRows, pq.Array(b.uuid), pq.Array(b.email), pq.Array(b.name), pq.Array(b.status), pq.ByteaArray(b.hash), pq.ByteaArray(b.emailHash))
 }

@@ -15,19 +15,32 @@ import (
 type Store struct {
 	DB     *sqlx.DB
 	Tokens *Tokens
+	// Confirm is how long confirmation links work and how many an address
+	// gets; the zero value means the defaults.
+	Confirm ConfirmPolicy
 }
 
 const subscriberColumns = `id, uuid, email, name, status, created_at, updated_at, confirmed_at, unsubscribed_at`
 
+// insertSubscriber adds a person and records that an editor did, unless
+// the address is suppressed (then it returns no row).
 const insertSubscriber = `
-INSERT INTO subscribers (uuid, email, name, status, unsub_token_hash, confirmed_at, unsubscribed_at)
-VALUES ($1, $2, $3, $4, $5,
-        CASE WHEN $4 = 'confirmed' THEN now() END,
-        CASE WHEN $4 = 'unsubscribed' THEN now() END)
-RETURNING ` + subscriberColumns
+WITH s AS (
+    INSERT INTO subscribers (uuid, email, name, status, unsub_token_hash, confirmed_at, unsubscribed_at)
+    SELECT $1, $2, $3, $4::text, $5,
+           CASE WHEN $4::text = 'confirmed' THEN now() END,
+           CASE WHEN $4::text = 'unsubscribed' THEN now() END
+    WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $6)
+    RETURNING ` + subscriberColumns + `
+), c AS (
+    INSERT INTO consents (subscriber_id, email_hash, action, method, detail)
+    SELECT id, $6, 'add', 'editor', 'status=' || status FROM s
+)
+SELECT * FROM s`
 
-// Add puts a new person on the list. It returns ErrExists if the address is
-// already there.
+// Add puts a new person on the list, as an editor does (the consent record
+// says so). It returns ErrExists if the address is already there and
+// ErrSuppressed if it was erased on request.
 func (s *Store) Add(ctx context.Context, email, name string, status Status) (*Subscriber, error) {
 	addr, err := NormalizeAddress(email)
 	if err != nil {
@@ -35,10 +48,13 @@ func (s *Store) Add(ctx context.Context, email, name string, status Status) (*Su
 	}
 	id := newUUID()
 	var sub Subscriber
-	err = s.DB.GetContext(ctx, &sub, insertSubscriber, id, addr, CleanName(name), status, HashToken(s.Tokens.Unsubscribe(id)))
+	err = s.DB.GetContext(ctx, &sub, insertSubscriber, id, addr, CleanName(name), status, HashToken(s.Tokens.Unsubscribe(id)), s.Tokens.AddressHash(addr))
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
 		return nil, fmt.Errorf("add subscriber: %w", ErrExists)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("add subscriber: %w", ErrSuppressed)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("add subscriber: %w", err)
@@ -127,17 +143,20 @@ func (s *Store) ByUnsubscribeToken(ctx context.Context, token string) (*Subscrib
 	return &sub, nil
 }
 
-// Unsubscribe marks the subscriber unsubscribed. It is idempotent, and
-// effective at once: the send skips anyone no longer confirmed, even when
-// they were already queued.
+// Unsubscribe marks the subscriber unsubscribed, as an editor does (the
+// consent record says so; the reader pages use UnsubscribeBy). It is
+// idempotent, and effective at once: the send skips anyone no longer
+// confirmed, even when they were already queued. An unknown id is no error.
 func (s *Store) Unsubscribe(ctx context.Context, id int64) error {
-	_, err := s.DB.ExecContext(ctx, `UPDATE subscribers
-		SET status = 'unsubscribed', unsubscribed_at = coalesce(unsubscribed_at, now()), updated_at = now()
-		WHERE id = $1 AND status <> 'unsubscribed'`, id)
+	sub, err := s.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("unsubscribe %d: %w", id, err)
 	}
-	return nil
+	_, err = s.UnsubscribeBy(ctx, sub, Source{Method: MethodEditor})
+	return err
 }
 
 // UnsubscribeURL is the subscriber's List-Unsubscribe link under baseURL.

@@ -31,15 +31,15 @@ func ParseStatus(s string) (Status, error) {
 
 // Subscriber is one row of the subscribers table.
 type Subscriber struct {
-	ID             int64      `db:"id"`
-	UUID           string     `db:"uuid"`
-	Email          string     `db:"email"`
-	Name           string     `db:"name"`
-	Status         Status     `db:"status"`
-	CreatedAt      time.Time  `db:"created_at"`
-	UpdatedAt      time.Time  `db:"updated_at"`
-	ConfirmedAt    *time.Time `db:"confirmed_at"`
-	UnsubscribedAt *time.Time `db:"unsubscribed_at"`
+	ID             int64      `db:"id" json:"id"`
+	UUID           string     `db:"uuid" json:"uuid"`
+	Email          string     `db:"email" json:"email"`
+	Name           string     `db:"name" json:"name"`
+	Status         Status     `db:"status" json:"status"`
+	CreatedAt      time.Time  `db:"created_at" json:"created_at"`
+	UpdatedAt      time.Time  `db:"updated_at" json:"updated_at"`
+	ConfirmedAt    *time.Time `db:"confirmed_at" json:"confirmed_at"`
+	UnsubscribedAt *time.Time `db:"unsubscribed_at" json:"unsubscribed_at"`
 }
 
 var (
@@ -47,4 +47,7 @@ var (
 	ErrNotFound = errors.New("subscriber not found")
 	// ErrExists: the address is already on the list.
 	ErrExists = errors.New("subscriber already exists")
+	// ErrSuppressed: the address was erased on its owner's request and
+	// may come back only through the form's double opt-in.
+	ErrSuppressed = errors.New("the address was erased on request and is suppressed; only the person can sign up again, on the form")
 )

@@ -2,10 +2,12 @@ package subscribers
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"strings"
 )
 
 // Tokens makes and checks the tokens in a subscriber's links.
@@ -51,4 +53,39 @@ func (t *Tokens) checkUnsubscribe(uuid, token string) bool {
 func HashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
+}
+
+// Derive returns a key for another use of the server secret (the web
+// pages' CSRF tokens, say), so that one secret can key several things
+// without a value made for one being accepted by another.
+func (t *Tokens) Derive(purpose string) []byte {
+	m := hmac.New(sha256.New, t.key)
+	m.Write([]byte("derive\x00"))
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+const addressHashPurpose = "address-hash\x00"
+
+// AddressHash is what the consent record and the suppression list keep of
+// an address: HMAC-SHA256 under the server secret of the lower-cased
+// address. Keyed rather than a plain SHA-256, so that a copy of the database
+// alone can't confirm a guess that someone was on the list.
+func (t *Tokens) AddressHash(email string) []byte {
+	m := hmac.New(sha256.New, t.key)
+	m.Write([]byte(addressHashPurpose))
+	m.Write([]byte(strings.ToLower(strings.TrimSpace(email))))
+	return m.Sum(nil)
+}
+
+// tokenBytes is the randomness of a mailed token: 256 bits, twice the 128
+// the confirmation link needs to be unguessable.
+const tokenBytes = 32
+
+// newRandomToken returns a fresh token from crypto/rand, URL-safe base64
+// without padding (43 characters).
+func newRandomToken() string {
+	var b [tokenBytes]byte
+	rand.Read(b[:]) // never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -68,13 +68,37 @@ func samplePages() map[string][]any {
 			UnsubscribePage{SiteName: "Sample Daily", Action: "/u/token", MaskedEmail: "a***@example.com"},
 			UnsubscribePage{SiteName: "Sample Daily", Action: "/u/token"},
 			UnsubscribePage{SiteName: "Sample Daily", Done: true},
+			UnsubscribePage{SiteName: "Sample Daily", Done: true, ManageURL: "/u/token"},
+			UnsubscribePage{SiteName: "Sample Daily", Action: "/u/token", MaskedEmail: "a***@example.com", Pending: true,
+				CSRF: "csrf", ManageURL: "/u/token", ResubscribeAction: "/u/token/resubscribe", NameAction: "/u/token/name", EmailAction: "/u/token/email",
+				Name: "Ada", NewEmail: "new@example", NameError: "A sample error.", EmailError: "A sample error.", Notice: "A sample notice."},
+			UnsubscribePage{SiteName: "Sample Daily", Action: "/u/token", Left: true, CSRF: "csrf", ManageURL: "/u/token",
+				ResubscribeAction: "/u/token/resubscribe", NameAction: "/u/token/name", EmailAction: "/u/token/email"},
+			UnsubscribePage{SiteName: "Sample Daily", Action: "/u/token", MaskedEmail: "a***@example.com", Left: true, CSRF: "csrf", Done: true,
+				ResubscribeAction: "/u/token/resubscribe"},
 		},
 		"message.html": {
 			MessagePage{SiteName: "Sample Daily", Title: "Sample title", Message: "A sample message."},
+			MessagePage{SiteName: "Sample Daily", Title: "Sample title", Message: "A sample message.", LinkURL: "/subscribe", LinkText: "A sample link"},
+		},
+		"subscribe.html": {
+			SubscribePage{SiteName: "Sample Daily", Action: "/subscribe", CSRF: "csrf", ArchiveURL: "/editions"},
+			SubscribePage{SiteName: "Sample Daily", Action: "/subscribe", CSRF: "csrf", Email: "ada@example", Name: "Ada", Error: "A sample error.", NameError: "A sample error."},
+		},
+		"confirm.html": {
+			ConfirmPage{SiteName: "Sample Daily", Action: "/confirm/token", CSRF: "csrf", MaskedEmail: "a***@example.com"},
+			ConfirmPage{SiteName: "Sample Daily", Action: "/confirm/token", CSRF: "csrf", MaskedEmail: "a***@example.com", ChangeAddress: true},
 		},
 		"archive.html": {
 			ArchivePage{SiteName: "Sample Daily", BaseURL: "/newsletter", Editions: []ArchiveEntry{{Date: time.Date(2025, 11, 13, 0, 0, 0, 0, time.UTC), Title: "Sample headline"}}},
 			ArchivePage{SiteName: "Sample Daily"},
 		},
+	}
+}
+
+func sampleConfirmEmails() []ConfirmEmail {
+	return []ConfirmEmail{
+		{SiteName: "Sample Daily", Name: "Ada", Email: "ada@example.com", ConfirmURL: "https://news.example.com/confirm/token", ValidFor: "7 days", BaseURL: "https://news.example.com"},
+		{SiteName: "Sample Daily", Email: "ada@example.com", ConfirmURL: "https://news.example.com/confirm/token", ValidFor: "7 days", ChangeAddress: true},
 	}
 }

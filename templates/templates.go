@@ -19,8 +19,15 @@
 //	web/base.html         {{define "base"}}: the layout of every web page
 //	web/edition.html      data View: an edition on the web
 //	web/archive.html      data ArchivePage
-//	web/unsubscribe.html  data UnsubscribePage
+//	web/unsubscribe.html  data UnsubscribePage: the List-Unsubscribe link's
+//	                      page, where a reader also resubscribes and changes
+//	                      their name or address
 //	web/message.html      data MessagePage
+//	web/subscribe.html    data SubscribePage: the sign-up form
+//	web/confirm.html      data ConfirmPage: a confirmation link's page
+//	email/confirm-subject.txt, email/confirm.txt, email/confirm.html
+//	                      data ConfirmEmail: the double opt-in email (and the
+//	                      one that confirms a new address)
 //
 // Text templates have wrap, hang, underline, oneLine, longDate and isoDate
 // (see textfmt.go); HTML templates have longDate and isoDate.
@@ -59,10 +66,14 @@ const (
 	fileEmailText = "email/edition.txt"
 	fileContent   = "email/content.html"
 	fileBase      = "web/base.html"
+
+	fileConfirmSubject = "email/confirm-subject.txt"
+	fileConfirmText    = "email/confirm.txt"
+	fileConfirmHTML    = "email/confirm.html"
 )
 
 // pageNames are the pages Page renders, each web/<name>.
-var pageNames = []string{"archive.html", "edition.html", "message.html", "unsubscribe.html"}
+var pageNames = []string{"archive.html", "confirm.html", "edition.html", "message.html", "subscribe.html", "unsubscribe.html"}
 
 // Set is a loaded, checked set of templates. It is safe for concurrent use.
 type Set struct {
@@ -70,6 +81,10 @@ type Set struct {
 	emailText *ttemplate.Template
 	emailHTML *htemplate.Template
 	pages     map[string]*htemplate.Template
+
+	confirmSubject *ttemplate.Template
+	confirmText    *ttemplate.Template
+	confirmHTML    *htemplate.Template
 	// name is each file's template name: its path here for a built-in
 	// file, its path on disk for an override, so that errors html/template
 	// and text/template report (which name the template the failing node
@@ -77,25 +92,93 @@ type Set struct {
 	name map[string]string
 }
 
-// UnsubscribePage is the data for "unsubscribe.html".
+// UnsubscribePage is the data for "unsubscribe.html": the page of the
+// List-Unsubscribe link, which is also where a reader manages the
+// subscription.
 type UnsubscribePage struct {
 	SiteName string
-	// Action is where the form posts: the unsubscribe URL itself, which
-	// also takes the RFC 8058 one-click POST the form imitates.
+	// Action is where the unsubscribe form posts: the unsubscribe URL
+	// itself, which also takes the RFC 8058 one-click POST the form
+	// imitates.
 	Action string
 	// MaskedEmail, if set, names the subscription without giving the
 	// address away to whoever holds the link: use MaskEmail.
 	MaskedEmail string
-	// Done shows the confirmation instead of the form.
+	// Done shows the confirmation of an unsubscribe instead of the form.
 	Done bool
+	// Left: the reader is not subscribed (unsubscribed, or their address
+	// bounced). Pending: the subscription waits for its confirmation.
+	Left, Pending bool
+	// CSRF is the anti-forgery token of the forms below (hidden field
+	// "csrf"). Empty means the page can't have them (the answer to a
+	// one-click POST sets no cookie): link to ManageURL instead.
+	CSRF string
+	// ManageURL is this page's address (the GET of the link).
+	ManageURL string
+	// Where the forms post: subscribe again, change the name, change the
+	// address.
+	ResubscribeAction, NameAction, EmailAction string
+	// Name is the name the subscription has, NewEmail what was typed in
+	// the address form when it is shown again with EmailError.
+	Name, NewEmail        string
+	NameError, EmailError string
+	// Notice is a line of feedback at the top ("Your name is saved.").
+	Notice string
+}
+
+// SubscribePage is the data for "subscribe.html", the sign-up form.
+type SubscribePage struct {
+	SiteName string
+	Action   string // where the form posts
+	CSRF     string // the form's anti-forgery token (hidden field "csrf")
+	// Email and Name are what was typed, when the form is shown again with
+	// Error (about the address) or NameError.
+	Email, Name      string
+	Error, NameError string
+	// ArchiveURL links to the past editions; empty leaves the link out.
+	ArchiveURL string
+}
+
+// ConfirmPage is the data for "confirm.html": the page of a confirmation
+// link, whose button (a POST to Action) confirms.
+type ConfirmPage struct {
+	SiteName    string
+	Action      string
+	CSRF        string
+	MaskedEmail string // the address being confirmed (MaskEmail)
+	// ChangeAddress: the link moves a subscription to MaskedEmail rather
+	// than confirming a sign-up.
+	ChangeAddress bool
 }
 
 // MessagePage is the data for "message.html": a title and a sentence, for
-// outcomes such as "This link is not valid".
+// outcomes such as "This link is not valid", and an optional link onwards.
 type MessagePage struct {
 	SiteName string
 	Title    string
 	Message  string
+	LinkURL  string // empty: no link
+	LinkText string
+}
+
+// ConfirmEmail is the data of the confirmation email templates.
+type ConfirmEmail struct {
+	SiteName string
+	Name     string // the reader's name; may be empty
+	Email    string // the address the email goes to
+	// ConfirmURL is the link whose page confirms: BASE/confirm/TOKEN.
+	ConfirmURL string
+	// ChangeAddress: the email asks to confirm a new address for an
+	// existing subscription, not a sign-up.
+	ChangeAddress bool
+	// ValidFor says how long the link works, like "7 days".
+	ValidFor string
+	BaseURL  string
+}
+
+// ConfirmMessage is a rendered confirmation email.
+type ConfirmMessage struct {
+	Subject, Text, HTML string
 }
 
 // ArchivePage is the data for "archive.html".
@@ -210,6 +293,15 @@ func load(override fs.FS, dir string) (*Set, error) {
 	if _, err := s.emailHTML.Parse(src[fileEmailHTML]); err != nil {
 		return nil, parseErr(fileEmailHTML, err)
 	}
+	if s.confirmSubject, err = ttemplate.New(name[fileConfirmSubject]).Funcs(textFuncs).Parse(src[fileConfirmSubject]); err != nil {
+		return nil, parseErr(fileConfirmSubject, err)
+	}
+	if s.confirmText, err = ttemplate.New(name[fileConfirmText]).Funcs(textFuncs).Parse(src[fileConfirmText]); err != nil {
+		return nil, parseErr(fileConfirmText, err)
+	}
+	if s.confirmHTML, err = htemplate.New(name[fileConfirmHTML]).Funcs(htmlFuncs).Parse(src[fileConfirmHTML]); err != nil {
+		return nil, parseErr(fileConfirmHTML, err)
+	}
 	// Each page gets its own copy of the layout and the shared content, so
 	// pages can define the same blocks ("title", "main") differently.
 	base := htemplate.New(name[fileBase]).Funcs(htmlFuncs)
@@ -251,6 +343,11 @@ func (s *Set) check() error {
 			}
 		}
 	}
+	for _, d := range sampleConfirmEmails() {
+		if _, err := s.ConfirmEmail(d); err != nil {
+			return err
+		}
+	}
 	for name, samples := range samplePages() {
 		for _, data := range samples {
 			if err := s.Page(io.Discard, name, data); err != nil {
@@ -277,6 +374,31 @@ func (s *Set) Page(w io.Writer, name string, data any) error {
 	}
 	_, err := w.Write(buf.Bytes())
 	return err
+}
+
+// ConfirmEmail renders the confirmation email. The subject is made one
+// line (a header can't hold a line break, whatever an override writes).
+func (s *Set) ConfirmEmail(d ConfirmEmail) (ConfirmMessage, error) {
+	var m ConfirmMessage
+	var buf bytes.Buffer
+	if err := s.confirmSubject.Execute(&buf, d); err != nil {
+		return m, fmt.Errorf("templates: %s: %w", s.name[fileConfirmSubject], err)
+	}
+	m.Subject = oneLine(buf.String())
+	if m.Subject == "" {
+		return m, fmt.Errorf("templates: %s: the subject is empty", s.name[fileConfirmSubject])
+	}
+	buf.Reset()
+	if err := s.confirmText.Execute(&buf, d); err != nil {
+		return m, fmt.Errorf("templates: %s: %w", s.name[fileConfirmText], err)
+	}
+	m.Text = buf.String()
+	buf.Reset()
+	if err := s.confirmHTML.Execute(&buf, d); err != nil {
+		return m, fmt.Errorf("templates: %s: %w", s.name[fileConfirmHTML], err)
+	}
+	m.HTML = buf.String()
+	return m, nil
 }
 
 // WebEdition renders e as a web page: the email's content without anything

@@ -1,5 +1,7 @@
-// Package web is the HTTP server of the reader pages: the one-click
-// unsubscribe endpoint every email links to, and health checks.
+// Package web is the HTTP server of the reader pages: sign-up with double
+// opt-in, the confirmation links, the one-click unsubscribe endpoint every
+// email links to (where a reader also resubscribes and changes their name
+// or address), the web edition and its archive, and health checks.
 package web
 
 import (
@@ -8,7 +10,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/mail"
+	"net/netip"
+	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -18,7 +24,7 @@ import (
 	"newsletter/templates"
 )
 
-// Server serves the reader pages.
+// Server serves the reader pages. Set the fields, then call Handler once.
 type Server struct {
 	DB          *sqlx.DB
 	Subscribers *subscribers.Store
@@ -27,19 +33,63 @@ type Server struct {
 	SiteName    string
 	BaseURL     string // public address of these pages, for absolute links
 	Log         *slog.Logger
+
+	// Outbox sends the confirmation emails, from From.
+	Outbox *Outbox
+	From   *mail.Address
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (NEWSLETTER_TRUSTED_PROXIES); from anyone else the
+	// header is ignored.
+	TrustedProxies []netip.Prefix
+	// IPLimit limits, per client, the forms that send email; the zero
+	// value is DefaultIPLimit.
+	IPLimit RateLimit
+
+	once     sync.Once
+	basePath string // BaseURL's path, which prefixes every link and form
+	csrf     *csrf
+	limiter  *ipLimiter
+	now      func() time.Time
+}
+
+func (s *Server) init() {
+	s.now = time.Now
+	secure := false
+	if u, err := url.Parse(s.BaseURL); err == nil {
+		s.basePath = strings.TrimRight(u.Path, "/")
+		secure = u.Scheme == "https"
+	}
+	origin := http.NewCrossOriginProtection()
+	if u, err := url.Parse(s.BaseURL); err == nil && u.Host != "" {
+		// The pages' public origin, for when a proxy in front changes
+		// the Host header; a malformed one is simply not added.
+		_ = origin.AddTrustedOrigin(u.Scheme + "://" + u.Host)
+	}
+	path := s.basePath + "/"
+	s.csrf = &csrf{key: s.Subscribers.Tokens.Derive("csrf"), secure: secure, path: path, origin: origin}
+	s.limiter = newIPLimiter(s.IPLimit)
 }
 
 // Handler routes the reader pages. Routes use the standard library's
 // pattern syntax; logs name the pattern, never the path, which holds tokens.
 func (s *Server) Handler() http.Handler {
+	s.once.Do(s.init)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /{$}", s.subscribeForm)
+	mux.HandleFunc("GET /subscribe", s.subscribeForm)
+	mux.HandleFunc("POST /subscribe", s.subscribe)
+	mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
+	mux.HandleFunc("POST /confirm/{token}", s.confirm)
 	mux.HandleFunc("GET /u/{token}", s.unsubscribePage)
 	mux.HandleFunc("POST /u/{token}", s.unsubscribe)
+	mux.HandleFunc("POST /u/{token}/resubscribe", s.resubscribe)
+	mux.HandleFunc("POST /u/{token}/name", s.changeName)
+	mux.HandleFunc("POST /u/{token}/email", s.changeEmail)
 	mux.HandleFunc("GET /editions", s.archive)
 	mux.HandleFunc("GET /editions/{date}", s.webEdition)
 	return s.logRequests(securityHeaders(mux))
@@ -58,27 +108,44 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // unsubscribePage answers the GET of a List-Unsubscribe link with a page
-// whose button unsubscribes. The GET itself changes nothing: link scanners
-// and mail-client previews fetch links nobody clicked.
+// whose button unsubscribes, and where a reader manages the subscription.
+// The GET itself changes nothing: link scanners and mail-client previews
+// fetch links nobody clicked.
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 	sub, ok := s.subscriber(w, r)
 	if !ok {
 		return
 	}
+	s.managePage(w, r, http.StatusOK, sub, s.csrf.token(w, r), templates.UnsubscribePage{})
+}
+
+// managePage renders the subscription's page; p brings what the handler
+// has to add (a notice, an error, Done).
+func (s *Server) managePage(w http.ResponseWriter, r *http.Request, status int, sub *subscribers.Subscriber, csrfToken string, p templates.UnsubscribePage) {
+	link := s.basePath + "/u/" + r.PathValue("token")
+	p.SiteName = s.SiteName
+	p.Action = link
+	p.ManageURL = link
+	p.ResubscribeAction = link + "/resubscribe"
+	p.NameAction = link + "/name"
+	p.EmailAction = link + "/email"
+	p.CSRF = csrfToken
 	// The page is reachable by whoever holds the link: it shows the
 	// address masked, never whole.
-	s.page(w, http.StatusOK, "unsubscribe.html", templates.UnsubscribePage{
-		SiteName:    s.SiteName,
-		Action:      r.URL.Path,
-		MaskedEmail: templates.MaskEmail(sub.Email),
-		Done:        sub.Status == subscribers.Unsubscribed,
-	})
+	p.MaskedEmail = templates.MaskEmail(sub.Email)
+	p.Left = sub.Status == subscribers.Unsubscribed || sub.Status == subscribers.Bounced
+	p.Pending = sub.Status == subscribers.Pending
+	if p.Name == "" && p.NameError == "" {
+		p.Name = sub.Name
+	}
+	s.page(w, status, "unsubscribe.html", p)
 }
 
 // unsubscribe is the RFC 8058 one-click endpoint, also used by the page's
 // button. RFC 8058 section 3.1: the POST carries List-Unsubscribe=One-Click
 // and no cookie; it must work without any further step, so it answers 200
-// with no redirect (section 3.2: no redirect-based confirmation).
+// with no redirect (section 3.2: no redirect-based confirmation), no CSRF
+// check and no cookie.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseMultipartForm(64 << 10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
@@ -93,13 +160,18 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.Subscribers.Unsubscribe(r.Context(), sub.ID); err != nil {
+	changed, err := s.Subscribers.UnsubscribeBy(r.Context(), sub, s.source(r, subscribers.MethodOneClick))
+	if err != nil {
 		s.Log.Error("unsubscribe failed", "subscriber", sub.ID, "err", err)
 		s.page(w, http.StatusInternalServerError, "message.html", message("Something went wrong", "We could not unsubscribe you just now. Please try again in a minute."))
 		return
 	}
-	s.Log.Info("unsubscribed", "subscriber", sub.ID, "how", "one-click")
-	s.page(w, http.StatusOK, "unsubscribe.html", templates.UnsubscribePage{SiteName: s.SiteName, Action: r.URL.Path, Done: true})
+	s.Log.Info("unsubscribed", "subscriber", sub.ID, "how", "one-click", "changed", changed)
+	sub.Status = subscribers.Unsubscribed
+	// A browser that came from the page has the CSRF cookie, so the
+	// answer can offer "subscribe again" as a button; a mailbox provider
+	// has none and gets a link to the page instead.
+	s.managePage(w, r, http.StatusOK, sub, s.csrf.existingToken(r), templates.UnsubscribePage{Done: true})
 }
 
 // subscriber finds the subscriber of the token in the path, or answers 404.
@@ -119,6 +191,11 @@ func (s *Server) subscriber(w http.ResponseWriter, r *http.Request) (*subscriber
 
 func message(title, text string) templates.MessagePage {
 	return templates.MessagePage{Title: title, Message: text}
+}
+
+// messageLink is a message with a link onwards.
+func messageLink(title, text, linkURL, linkText string) templates.MessagePage {
+	return templates.MessagePage{Title: title, Message: text, LinkURL: linkURL, LinkText: linkText}
 }
 
 // page renders a template into a buffer first, so a template error becomes a
@@ -224,4 +301,18 @@ func (s *Server) archive(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.page(w, http.StatusOK, "archive.html", page)
+}
+
+// DBPoolSize is how many database connections the reader pages keep open.
+// database/sql keeps only 2 idle by default, so under a burst (a mailbox
+// provider's one-click POSTs after an edition) every further query would
+// open a new PostgreSQL connection, a process fork each; a pool this size
+// keeps them.
+const DBPoolSize = 16
+
+// TunePool sizes db's pool for serving the reader pages.
+func TunePool(db *sqlx.DB) {
+	db.SetMaxOpenConns(DBPoolSize)
+	db.SetMaxIdleConns(DBPoolSize)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 }

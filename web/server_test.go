@@ -8,12 +8,16 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"newsletter/edition"
 	"newsletter/internal/pgtest"
+	"newsletter/internal/smtptest"
+	"newsletter/mailer"
 	"newsletter/subscribers"
 	"newsletter/templates"
 	"newsletter/web"
@@ -25,12 +29,40 @@ type fixture struct {
 	srv  *httptest.Server
 	subs *subscribers.Store
 	eds  *edition.Store
-	logs *bytes.Buffer
+	logs *syncBuffer
+	smtp *smtptest.Server
+	// outbox sends the confirmation emails to smtp.
+	outbox *web.Outbox
+	base   string // the server's URL, which is also its NEWSLETTER_BASE_URL
 }
 
-func newFixture(t *testing.T) *fixture {
+// syncBuffer is a log destination the test can read while the server,
+// which logs a request after answering it, writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newFixture(t testing.TB) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith starts the reader pages on a database and an SMTP server
+// of their own; configure, if not nil, adjusts the server before it starts.
+func newFixtureWith(t testing.TB, configure func(*web.Server, *subscribers.Store)) *fixture {
 	t.Helper()
 	db := pgtest.New(t)
+	web.TunePool(db)
 	tok, err := subscribers.NewTokens([]byte(strings.Repeat("s", 32)))
 	if err != nil {
 		t.Fatal(err)
@@ -39,12 +71,22 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{subs: &subscribers.Store{DB: db, Tokens: tok}, eds: &edition.Store{DB: db}, logs: &bytes.Buffer{}}
+	f := &fixture{subs: &subscribers.Store{DB: db, Tokens: tok}, eds: &edition.Store{DB: db}, logs: &syncBuffer{}, smtp: smtptest.Start(t)}
+	log := slog.New(slog.NewTextHandler(f.logs, nil))
+	f.outbox = web.NewOutbox(mailer.Config{Host: f.smtp.Host(), Port: f.smtp.Port(), TLS: mailer.TLSNone, Timeout: 10 * time.Second}, log, 2, 100_000)
+	t.Cleanup(func() { f.outbox.Close(context.Background()) })
+	f.srv = httptest.NewUnstartedServer(nil)
+	f.base = "http://" + f.srv.Listener.Addr().String()
 	s := &web.Server{
 		DB: db, Subscribers: f.subs, Editions: f.eds, Templates: tpl, SiteName: "London Daily",
-		BaseURL: "https://news.example.com", Log: slog.New(slog.NewTextHandler(f.logs, nil)),
+		BaseURL: f.base, Log: log,
+		Outbox: f.outbox, From: &mail.Address{Name: "London Daily", Address: "newsletter@london-daily.example"},
 	}
-	f.srv = httptest.NewServer(s.Handler())
+	if configure != nil {
+		configure(s, f.subs)
+	}
+	f.srv.Config.Handler = s.Handler()
+	f.srv.Start()
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -73,7 +115,7 @@ func (f *fixture) status(t *testing.T, id int64) subscribers.Status {
 	return s.Status
 }
 
-func body(t *testing.T, r *http.Response) string {
+func body(t testing.TB, r *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(r.Body)
 	r.Body.Close()

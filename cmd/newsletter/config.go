@@ -6,13 +6,16 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"newsletter/mailer"
 	"newsletter/subscribers"
+	"newsletter/web"
 )
 
 // config is the configuration a subcommand asked for. Each value comes from
@@ -28,12 +31,20 @@ type config struct {
 	templatesDir string
 	listen       string
 	listID       string
+	// The reader pages' settings (serve).
+	confirmTTL     string
+	confirmLimit   string
+	signupLimit    string
+	trustedProxies string
 
 	smtp     mailer.Config   // the first relay: the primary
 	relays   []mailer.Config // every relay of SMTP_URL, in failover order
 	fromAddr *mail.Address
 	location *time.Location
 	tokens   *subscribers.Tokens
+	confirm  subscribers.ConfirmPolicy
+	ipLimit  web.RateLimit
+	proxies  []netip.Prefix
 
 	need map[string]bool
 }
@@ -48,6 +59,11 @@ const (
 	envTemplates   = "NEWSLETTER_TEMPLATES"
 	envListen      = "NEWSLETTER_LISTEN"
 	envListID      = "NEWSLETTER_LIST_ID"
+	// The reader pages (serve).
+	envConfirmTTL     = "NEWSLETTER_CONFIRM_TTL"
+	envConfirmLimit   = "NEWSLETTER_CONFIRM_LIMIT"
+	envSignupLimit    = "NEWSLETTER_SIGNUP_LIMIT"
+	envTrustedProxies = "NEWSLETTER_TRUSTED_PROXIES"
 	// The secret has no flag: a flag would show it in `ps` to every user.
 	envSecret = "NEWSLETTER_SECRET"
 )
@@ -73,6 +89,14 @@ func newConfig(fs *flag.FlagSet, needs ...string) *config {
 			fs.StringVar(&c.listen, "listen", "", "HTTP address to listen on (env "+envListen+"; default 127.0.0.1:8080)")
 		case envListID:
 			fs.StringVar(&c.listID, "list-id", "", "List-Id header, like 'London Daily <daily.news.example.com>' (env "+envListID+"; default from NEWSLETTER_FROM)")
+		case envConfirmTTL:
+			fs.StringVar(&c.confirmTTL, "confirm-ttl", "", "how long a confirmation link works (env "+envConfirmTTL+"; default 168h)")
+		case envConfirmLimit:
+			fs.StringVar(&c.confirmLimit, "confirm-limit", "", "confirmation emails one address gets, N/PERIOD (env "+envConfirmLimit+"; default 3/24h)")
+		case envSignupLimit:
+			fs.StringVar(&c.signupLimit, "signup-limit", "", "forms that send email, per client IP: N/PERIOD, or off (env "+envSignupLimit+"; default 5/10m)")
+		case envTrustedProxies:
+			fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "reverse proxies whose X-Forwarded-For is believed, addresses or prefixes separated by commas (env "+envTrustedProxies+")")
 		case envSecret:
 		default:
 			panic("unknown configuration " + n)
@@ -173,6 +197,50 @@ func (c *config) load(log *slog.Logger) error {
 			return fmt.Errorf("%s must be one line", envListID)
 		}
 	}
+	if c.need[envConfirmTTL] {
+		env(&c.confirmTTL, envConfirmTTL)
+		c.confirm.TTL = subscribers.DefaultConfirmTTL
+		if c.confirmTTL != "" {
+			d, err := time.ParseDuration(c.confirmTTL)
+			if err != nil || d < time.Minute {
+				return fmt.Errorf("%s %q must be a duration of a minute or more, like 168h (7 days)", envConfirmTTL, c.confirmTTL)
+			}
+			c.confirm.TTL = d
+		}
+	}
+	if c.need[envConfirmLimit] {
+		env(&c.confirmLimit, envConfirmLimit)
+		if c.confirmLimit != "" {
+			n, d, err := parseRate(c.confirmLimit)
+			if err != nil || n < 1 {
+				return fmt.Errorf("%s %q must be a count and a period, like 3/24h (at most 3 confirmation emails to one address a day)", envConfirmLimit, c.confirmLimit)
+			}
+			c.confirm.PerWindow, c.confirm.Window = n, d
+		}
+	}
+	if c.need[envSignupLimit] {
+		env(&c.signupLimit, envSignupLimit)
+		switch c.signupLimit {
+		case "":
+			c.ipLimit = web.DefaultIPLimit
+		case "off":
+			c.ipLimit = web.RateLimit{Burst: -1}
+		default:
+			n, d, err := parseRate(c.signupLimit)
+			if err != nil || n < 1 {
+				return fmt.Errorf("%s %q must be a count and a period, like 5/10m (5 at once, 5 more every 10 minutes), or off", envSignupLimit, c.signupLimit)
+			}
+			c.ipLimit = web.RateLimit{Burst: n, Every: d / time.Duration(n)}
+		}
+	}
+	if c.need[envTrustedProxies] {
+		env(&c.trustedProxies, envTrustedProxies)
+		p, err := web.ParsePrefixes(c.trustedProxies)
+		if err != nil {
+			return fmt.Errorf("%s: %v; list the proxies' addresses or prefixes separated by commas, like 127.0.0.1,10.0.0.0/8", envTrustedProxies, err)
+		}
+		c.proxies = p
+	}
 	if c.need[envSecret] {
 		s := os.Getenv(envSecret)
 		if s == "" {
@@ -220,4 +288,21 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// parseRate reads "N/PERIOD", like 3/24h.
+func parseRate(s string) (int, time.Duration, error) {
+	n, per, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, 0, fmt.Errorf("no /")
+	}
+	count, err := strconv.Atoi(strings.TrimSpace(n))
+	if err != nil {
+		return 0, 0, err
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(per))
+	if err != nil || d <= 0 {
+		return 0, 0, fmt.Errorf("bad period")
+	}
+	return count, d, nil
 }

@@ -16,8 +16,11 @@ import (
 )
 
 func cmdServe(ctx context.Context, e *env) error {
-	fs := flagSet(e, "serve", "serve [flags]\n\nServes the reader pages: GET/POST /u/{token} (one-click unsubscribe, RFC 8058), /healthz, /readyz.")
-	c := newConfig(fs, envDatabaseURL, envListen, envTemplates, envSecret, envBaseURL)
+	fs := flagSet(e, "serve", "serve [flags]\n\nServes the reader pages: /subscribe (sign-up, double opt-in), /confirm/{token}, GET/POST /u/{token}\n"+
+		"(one-click unsubscribe, RFC 8058, and the subscription's page), /editions, /editions/YYYY-MM-DD, /healthz, /readyz.\n"+
+		"Confirmation emails go out through SMTP_URL from NEWSLETTER_FROM.")
+	c := newConfig(fs, envDatabaseURL, envListen, envTemplates, envSecret, envBaseURL, envSMTPURL, envFrom,
+		envConfirmTTL, envConfirmLimit, envSignupLimit, envTrustedProxies)
 	var site string
 	fs.StringVar(&site, "site-name", "", "the publication's name shown on the pages (env NEWSLETTER_SITE_NAME; default: the latest edition's)")
 	if _, err := parseArgs(fs, e.args); err != nil {
@@ -35,6 +38,7 @@ func cmdServe(ctx context.Context, e *env) error {
 		return err
 	}
 	defer db.Close()
+	web.TunePool(db)
 	if site == "" {
 		site = os.Getenv("NEWSLETTER_SITE_NAME")
 	}
@@ -42,15 +46,24 @@ func cmdServe(ctx context.Context, e *env) error {
 	if site == "" {
 		site = latestSiteName(ctx, eds)
 	}
+	subs := &subscribers.Store{DB: db, Tokens: c.tokens, Confirm: c.confirm}
+	outbox := web.NewOutbox(c.smtp, e.log, web.DefaultOutboxWorkers, web.DefaultOutboxQueue)
 	srv := &web.Server{
-		DB:          db,
-		Subscribers: &subscribers.Store{DB: db, Tokens: c.tokens},
-		Editions:    eds,
-		BaseURL:     c.baseURL,
-		Templates:   tpl,
-		SiteName:    site,
-		Log:         e.log,
+		DB:             db,
+		Subscribers:    subs,
+		Editions:       eds,
+		BaseURL:        c.baseURL,
+		Templates:      tpl,
+		SiteName:       site,
+		Log:            e.log,
+		Outbox:         outbox,
+		From:           c.fromAddr,
+		TrustedProxies: c.proxies,
+		IPLimit:        c.ipLimit,
 	}
+	pruneCtx, stopPruning := context.WithCancel(ctx)
+	pruned := make(chan struct{})
+	go func() { defer close(pruned); pruneTokens(pruneCtx, subs, e) }()
 	hs := &http.Server{
 		Addr:              c.listen,
 		Handler:           srv.Handler(),
@@ -60,6 +73,17 @@ func cmdServe(ctx context.Context, e *env) error {
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// Whatever way serve ends, the queued confirmation emails are sent
+	// (for a while) and the pruner stops.
+	defer func() {
+		stopPruning()
+		<-pruned
+		octx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := outbox.Close(octx); err != nil {
+			e.log.Error("confirmation emails left unsent at shutdown", "err", err)
+		}
+	}()
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (%s): %w", c.listen, envListen, err)
@@ -96,4 +120,23 @@ func latestSiteName(ctx context.Context, eds *edition.Store) string {
 		return "the newsletter"
 	}
 	return st.Edition.Site.Name
+}
+
+// pruneTokens deletes long-expired confirmation tokens every hour until ctx
+// ends.
+func pruneTokens(ctx context.Context, subs *subscribers.Store, e *env) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := subs.PruneTokens(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("prune expired confirmation tokens", "err", err)
+		} else if n > 0 {
+			e.log.Info("pruned expired confirmation tokens", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

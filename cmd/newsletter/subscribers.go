@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,9 +14,9 @@ import (
 
 func cmdSubscribers(ctx context.Context, e *env) error {
 	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" {
-		fmt.Fprintln(e.stdout, "Usage: newsletter subscribers import FILE [--status S] | add EMAIL [--name N] [--status S] | list [--status S]")
+		fmt.Fprintln(e.stdout, "Usage: newsletter subscribers import FILE [--status S] | add EMAIL [--name N] [--status S] | list [--status S] | export EMAIL | erase EMAIL")
 		if len(e.args) == 0 {
-			return usageErr("name a subcommand: import, add or list")
+			return usageErr("name a subcommand: import, add, list, export or erase")
 		}
 		return nil
 	}
@@ -31,14 +32,21 @@ func cmdSubscribers(ctx context.Context, e *env) error {
 		fs.StringVar(&name, "name", "", "the person's name")
 	case "list":
 		fs.StringVar(&status, "status", "", "only this status: pending, confirmed, unsubscribed or bounced")
+	case "export", "erase":
+		fs.Usage = func() {
+			fmt.Fprintf(e.stdout, "Usage: newsletter subscribers %s EMAIL\n\n%s\n", sub, map[string]string{
+				"export": "Prints everything kept about the person as JSON: the subscriber, the consent record,\nthe links mailed to them, their deliveries, whether the address is suppressed.",
+				"erase":  "Removes the person's personal data (GDPR art. 17): address and name, mailed links, the\nIP and user agent in the consent record. Keeps the consent record's entries (proof of\nconsent, with addresses only as keyed hashes) and puts the address on the suppression\nlist, so that no import adds it back. Asks nothing: it prints what it did.",
+			}[sub])
+		}
 	default:
-		return usageErr("unknown subcommand %q: want import, add or list", sub)
+		return usageErr("unknown subcommand %q: want import, add, list, export or erase", sub)
 	}
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	want := map[string]int{"import": 1, "add": 1, "list": 0}[sub]
+	want := map[string]int{"import": 1, "add": 1, "list": 0, "export": 1, "erase": 1}[sub]
 	if len(pos) != want {
 		return usageErr("subscribers %s takes %d argument(s), got %d", sub, want, len(pos))
 	}
@@ -79,14 +87,37 @@ func cmdSubscribers(ctx context.Context, e *env) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", pos[0], err)
 		}
-		fmt.Fprintf(e.stdout, "imported %d rows: %d added, %d updated, %d kept unsubscribed\n",
-			res.Rows, res.Added, res.Updated, res.KeptUnsubscribed)
+		fmt.Fprintf(e.stdout, "imported %d rows: %d added, %d updated, %d kept unsubscribed, %d suppressed (erased on request)\n",
+			res.Rows, res.Added, res.Updated, res.KeptUnsubscribed, res.Suppressed)
 	case "add":
 		s, err := store.Add(ctx, pos[0], name, st)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "added subscriber %d (%s)\n", s.ID, s.Status)
+	case "export":
+		x, err := store.ExportPerson(ctx, pos[0])
+		if errors.Is(err, subscribers.ErrNotFound) {
+			return notFound(ctx, store, pos[0])
+		}
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(x)
+	case "erase":
+		res, err := store.Erase(ctx, pos[0], subscribers.Source{Method: subscribers.MethodEditor})
+		if errors.Is(err, subscribers.ErrNotFound) {
+			return notFound(ctx, store, pos[0])
+		}
+		if err != nil {
+			return err
+		}
+		e.log.Info("erased", "subscriber", res.SubscriberID)
+		fmt.Fprintf(e.stdout, "erased subscriber %d: address and name removed, %d mailed link(s) deleted, "+
+			"%d consent record entries kept without IP and user agent, %d address(es) added to the suppression list\n",
+			res.SubscriberID, res.TokensDeleted, res.ConsentsKept, res.SuppressedKeys)
 	case "list":
 		// Tab-separated and streamed a page at a time: a list of any size
 		// prints without being held in memory.
@@ -102,4 +133,12 @@ func cmdSubscribers(ctx context.Context, e *env) error {
 		return w.Flush()
 	}
 	return nil
+}
+
+// notFound says that nobody has the address, and whether it was erased.
+func notFound(ctx context.Context, store *subscribers.Store, email string) error {
+	if gone, err := store.Suppressed(ctx, email); err == nil && gone {
+		return fmt.Errorf("no subscriber has that address; it was erased on request and is on the suppression list")
+	}
+	return fmt.Errorf("no subscriber has that address")
 }
