@@ -51,7 +51,7 @@ func init() {
 		"send":        {"send an edition to every confirmed subscriber", cmdSend},
 		"worker":      {"a long-lived delivery worker for every edition being sent", cmdWorker},
 		"status":      {"how an edition's send stands, and who was not delivered", cmdStatus},
-		"serve":       {"serve the reader pages (one-click unsubscribe, health)", cmdServe},
+		"serve":       {"serve the reader pages (sign-up, confirm, unsubscribe, web edition); --worker also sends", cmdServe},
 		"secret":      {"print a new random NEWSLETTER_SECRET", cmdSecret},
 		"help":        {"list the subcommands", nil},
 	}
@@ -97,7 +97,8 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nConfiguration comes from flags or the environment: DATABASE_URL, SMTP_URL,")
 	fmt.Fprintln(w, "NEWSLETTER_FROM, NEWSLETTER_BASE_URL, NEWSLETTER_SECRET, NEWSLETTER_TZ,")
-	fmt.Fprintln(w, "NEWSLETTER_TEMPLATES, NEWSLETTER_LISTEN, NEWSLETTER_LIST_ID, NEWSLETTER_SMTP_CONNS.")
+	fmt.Fprintln(w, "NEWSLETTER_TEMPLATES, NEWSLETTER_LISTEN, NEWSLETTER_LIST_ID, NEWSLETTER_SMTP_CONNS and the")
+	fmt.Fprintln(w, "others in the README (each subcommand's -h names the ones it reads).")
 }
 
 var errUsage = errors.New("usage")

@@ -621,3 +621,16 @@ func TestWorkerCommandSendsQueuedEditions(t *testing.T) {
 		t.Fatalf("worker sent to %v", got)
 	}
 }
+
+// `serve --worker` sends queued editions in the web server's process.
+func TestServeWithInProcessWorker(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	t.Setenv("NEWSLETTER_LISTEN", "127.0.0.1:0")
+	h.serve(t, "--worker")
+	h.must("send", "--date", "2025-11-13", "--enqueue-only")
+	h.smtp.WaitFor(t, 4, 30*time.Second)
+	if got := recipients(h.smtp.Messages()); len(got) != 4 {
+		t.Fatalf("serve --worker sent to %v", got)
+	}
+}

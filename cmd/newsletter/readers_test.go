@@ -113,13 +113,14 @@ func (l *lockedBuffer) String() string {
 
 var servingAddr = regexp.MustCompile(`msg=serving addr=(\S+)`)
 
-// serve runs `newsletter serve` until the test ends, and returns its URL.
-func (h *harness) serve(t *testing.T) (string, *lockedBuffer) {
+// serve runs `newsletter serve` (with extra flags) until the test ends, and
+// returns its URL.
+func (h *harness) serve(t *testing.T, flags ...string) (string, *lockedBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve"}, io.Discard, logs) }()
+	go func() { done <- run(ctx, append([]string{"serve"}, flags...), io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {

@@ -20,10 +20,17 @@ func cmdServe(ctx context.Context, e *env) error {
 		"(one-click unsubscribe, RFC 8058, and the subscription's page), /editions, /editions/YYYY-MM-DD, /healthz, /readyz.\n"+
 		"Confirmation emails go out through SMTP_URL from NEWSLETTER_FROM.")
 	c := newConfig(fs, envDatabaseURL, envListen, envTemplates, envSecret, envBaseURL, envSMTPURL, envFrom,
-		envConfirmTTL, envConfirmLimit, envSignupLimit, envTrustedProxies)
+		envConfirmTTL, envConfirmLimit, envSignupLimit, envTrustedProxies, envListID)
 	var site string
+	var withWorker bool
+	fs.BoolVar(&withWorker, "worker", os.Getenv("NEWSLETTER_SERVE_WORKER") == "1", "also run a delivery worker in this process, like `newsletter worker` (env NEWSLETTER_SERVE_WORKER=1)")
+	var wf workerFlags
+	wf.register(fs)
 	fs.StringVar(&site, "site-name", "", "the publication's name shown on the pages (env NEWSLETTER_SITE_NAME; default: the latest edition's)")
 	if _, err := parseArgs(fs, e.args); err != nil {
+		return err
+	}
+	if err := wf.check(); err != nil {
 		return err
 	}
 	if err := c.load(e.log); err != nil {
@@ -64,6 +71,19 @@ func cmdServe(ctx context.Context, e *env) error {
 	pruneCtx, stopPruning := context.WithCancel(ctx)
 	pruned := make(chan struct{})
 	go func() { defer close(pruned); pruneTokens(pruneCtx, subs, e) }()
+	if withWorker {
+		// Stopped with the server: ctx ends, the messages in flight finish,
+		// the leases are handed back, then serve returns.
+		wctx, stopWorker := context.WithCancel(ctx)
+		workerDone := make(chan struct{})
+		go func() {
+			defer close(workerDone)
+			if err := runWorker(wctx, e, c, &wf, tpl, db, 2*time.Second); err != nil && wctx.Err() == nil {
+				e.log.Error("in-process worker stopped", "err", err)
+			}
+		}()
+		defer func() { stopWorker(); <-workerDone }()
+	}
 	hs := &http.Server{
 		Addr:              c.listen,
 		Handler:           srv.Handler(),
