@@ -88,8 +88,9 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
 			continue
 		}
 		out[i] = outcomeOf(r.Err)
-		// A message the connection died before starting was never sent.
-		out[i].NotTried = r.Err.ConnLost && r.Err.Code == 0 && r.Err.Stage == mailer.StageMail
+		// A message stopped before any of it went out (the connection died
+		// first, or ctx ended) was never sent: no attempt is counted.
+		out[i].NotTried = r.Err.Code == 0 && r.Err.Stage == mailer.StageMail
 	}
 }
 
