@@ -145,7 +145,8 @@ if [ -d "$state/mail" ]; then
 fi
 [ -n "$mailpit_url" ] && echo "  a web inbox (Mailpit):                      $mailpit_url"
 echo "  the rendered edition:                       $state/preview.html"
-echo "  the reader pages (unsubscribe links work):  $NEWSLETTER_BASE_URL/healthz"
-echo "  the delivery record:                        DATABASE_URL='$DATABASE_URL' $nl subscribers list"
+echo "  the reader pages:                           $NEWSLETTER_BASE_URL/subscribe, $NEWSLETTER_BASE_URL/editions"
+echo "                                              (the unsubscribe links in the emails work too)"
+echo "  the delivery record, per recipient:         DATABASE_URL='$DATABASE_URL' $nl status --date 2025-11-13"
 echo "  (psql \"$DATABASE_URL\" -c 'select status, count(*) from deliveries group by 1')"
 echo "Stop what the demo left running with: make demo-stop"
