@@ -20,8 +20,13 @@ demo:
 demo-stop:
 	bash scripts/demo.sh stop
 
+# The packages' benchmarks, then the end-to-end send (scripts/bench.sh: a
+# real PostgreSQL, Postfix's smtp-sink, 10k/100k/1M subscribers, a pipelined
+# baseline client in the same run). BENCH_SIZES, BENCH_CONNS, BENCH_LIMIT,
+# BENCH_REPEAT and BENCH_ARGS tune the second half (see the script).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	bash scripts/bench.sh
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"

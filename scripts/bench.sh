@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The end-to-end half of `make bench` (issue 5): builds and runs
+# internal/cmd/sendbench, which sends the demo edition with `newsletter send`
+# to N confirmed subscribers through Postfix's smtp-sink on loopback, with a
+# real PostgreSQL, and a minimal pipelined SMTP client to the same sink as
+# the baseline, interleaved and repeated. Prints msgs/s, CPU µs per message
+# (newsletter, PostgreSQL, both, the sink) and peak RSS per size, a BENCH
+# line of JSON per run, a summary, and the issue's targets.
+#
+# Settings (environment):
+#   BENCH_SIZES   subscriber counts (default 10000,100000,1000000)
+#   BENCH_CONNS   NEWSLETTER_SMTP_CONNS values to compare (default 2)
+#   BENCH_LIMIT   longest a single run may take; a run stopped there is rated
+#                 on what it sent, and says so (default 100s, which keeps
+#                 `make bench` under 15 minutes however slow the send is)
+#   BENCH_REPEAT  rounds per size up to 100k (default 2; 1M runs one)
+#   BENCH_ARGS    more sendbench flags, e.g. "-variant bulk:NEWSLETTER_TRANSPORT=bulk -perf"
+#   DATABASE_URL  use this server (databases sendbench_<n> are created on it)
+#                 instead of a throwaway cluster
+# `go run ./internal/cmd/sendbench -h` lists every flag.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/sbin/smtp-sink ]; then
+	if [ "$(id -u)" = 0 ]; then
+		echo "==> installing Postfix for smtp-sink (the bench's SMTP server)"
+		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix >/dev/null
+	else
+		echo "bench: /usr/sbin/smtp-sink is missing: sudo apt-get install --no-install-recommends postfix" >&2
+		exit 1
+	fi
+fi
+
+bin=$(mktemp -d /tmp/sendbench-bin.XXXXXX)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/sendbench" ./internal/cmd/sendbench
+
+# shellcheck disable=SC2086 # BENCH_ARGS is split on purpose
+exec_args=(-n "${BENCH_SIZES:-10000,100000,1000000}"
+	-conns "${BENCH_CONNS:-2}"
+	-limit "${BENCH_LIMIT:-100s}"
+	-repeat "${BENCH_REPEAT:-2}"
+	${BENCH_ARGS:-})
+"$bin/sendbench" "${exec_args[@]}"
