@@ -118,7 +118,7 @@ func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string
 const leaseJobs = `
 WITH picked AS (
     SELECT id FROM deliveries
-    WHERE edition_id = $1 AND status = 'queued' AND next_attempt_at <= now()
+    WHERE edition_id = $1 AND status = 'queued' AND id > $5 AND next_attempt_at <= now()
       AND NOT EXISTS (SELECT 1 FROM editions WHERE id = $1 AND paused_at IS NOT NULL)
     ORDER BY id
     LIMIT $3
@@ -132,10 +132,18 @@ FROM picked, subscribers s
 WHERE d.id = picked.id AND s.id = d.subscriber_id
 RETURNING d.id, d.subscriber_id, d.message_id, d.attempts, s.uuid, s.email, s.name, s.status AS subscriber_status`
 
-// Lease takes up to n due deliveries of the edition for holder.
-func (q *Queue) Lease(ctx context.Context, editionID int64, holder string, n int, ttl time.Duration) ([]Job, error) {
+// Lease takes up to n due deliveries of the edition with ids above after
+// for holder.
+//
+// after is the caller's cursor: the index of queued deliveries keeps entries
+// for rows already sent until a vacuum, so a lease that always started from
+// the lowest id would step over every one of them, and a send would slow
+// down quadratically. Starting after the last id leased keeps each lease
+// short; the caller starts again from 0 when nothing is left above, which
+// also picks up retries and rescued leases.
+func (q *Queue) Lease(ctx context.Context, editionID int64, holder string, n int, ttl time.Duration, after int64) ([]Job, error) {
 	var jobs []Job
-	if err := q.DB.SelectContext(ctx, &jobs, leaseJobs, editionID, holder, n, ttl.Seconds()); err != nil {
+	if err := q.DB.SelectContext(ctx, &jobs, leaseJobs, editionID, holder, n, ttl.Seconds(), after); err != nil {
 		return nil, fmt.Errorf("lease deliveries: %w", err)
 	}
 	return jobs, nil

@@ -108,7 +108,7 @@ func TestConcurrentLeasesAreDisjoint(t *testing.T) {
 			defer wg.Done()
 			holder := fmt.Sprintf("w%d", w)
 			for {
-				jobs, err := f.q.Lease(ctx, f.edition, holder, 17, time.Minute)
+				jobs, err := f.q.Lease(ctx, f.edition, holder, 17, time.Minute, 0)
 				if err != nil {
 					t.Error(err)
 					return
@@ -140,7 +140,7 @@ func TestRecordOnlyWhileLeaseHeld(t *testing.T) {
 	f := newFixture(t, 3)
 	ctx := context.Background()
 	f.q.Enqueue(ctx, f.edition, "example.com", 0)
-	jobs, err := f.q.Lease(ctx, f.edition, "old", 10, time.Millisecond)
+	jobs, err := f.q.Lease(ctx, f.edition, "old", 10, time.Millisecond, 0)
 	if err != nil || len(jobs) != 3 {
 		t.Fatalf("lease: %d, %v", len(jobs), err)
 	}
@@ -150,7 +150,7 @@ func TestRecordOnlyWhileLeaseHeld(t *testing.T) {
 	if n, err := f.q.Rescue(ctx); err != nil || n != 3 {
 		t.Fatalf("rescue: %d, %v; want 3", n, err)
 	}
-	again, err := f.q.Lease(ctx, f.edition, "new", 10, time.Minute)
+	again, err := f.q.Lease(ctx, f.edition, "new", 10, time.Minute, 0)
 	if err != nil || len(again) != 3 || again[0].Attempts != 2 {
 		t.Fatalf("re-lease: %+v, %v; want 3 jobs at attempt 2", again, err)
 	}
@@ -178,7 +178,7 @@ func TestRecordOnlyWhileLeaseHeld(t *testing.T) {
 		t.Fatalf("hard-bounced subscriber is %s, want bounced", s.Status)
 	}
 	// A retry that is not due is not leased.
-	if more, _ := f.q.Lease(ctx, f.edition, "new", 10, time.Minute); len(more) != 0 {
+	if more, _ := f.q.Lease(ctx, f.edition, "new", 10, time.Minute, 0); len(more) != 0 {
 		t.Fatalf("leased %d deliveries before their retry time", len(more))
 	}
 	pending, next, err := f.q.Pending(ctx, f.edition)
@@ -191,7 +191,7 @@ func TestReleaseTakesBackTheAttempt(t *testing.T) {
 	f := newFixture(t, 2)
 	ctx := context.Background()
 	f.q.Enqueue(ctx, f.edition, "example.com", 0)
-	jobs, _ := f.q.Lease(ctx, f.edition, "w", 10, time.Minute)
+	jobs, _ := f.q.Lease(ctx, f.edition, "w", 10, time.Minute, 0)
 	if err := f.q.Release(ctx, "w", []int64{jobs[0].ID, jobs[1].ID}); err != nil {
 		t.Fatal(err)
 	}
@@ -201,3 +201,26 @@ func TestReleaseTakesBackTheAttempt(t *testing.T) {
 }
 
 func editionStore(f *fixture) *edition.Store { return &edition.Store{DB: f.db} }
+
+func TestLeaseStartsAfterTheCursor(t *testing.T) {
+	f := newFixture(t, 10)
+	ctx := context.Background()
+	f.q.Enqueue(ctx, f.edition, "example.com", 0)
+	var ids []int64
+	f.db.Select(&ids, `SELECT id FROM deliveries ORDER BY id`)
+	jobs, err := f.q.Lease(ctx, f.edition, "w", 100, time.Minute, ids[6])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 3 {
+		t.Fatalf("leased %d after the 7th id, want the 3 above it", len(jobs))
+	}
+	for _, j := range jobs {
+		if j.ID <= ids[6] {
+			t.Fatalf("leased id %d at or below the cursor %d", j.ID, ids[6])
+		}
+	}
+	if rest, _ := f.q.Lease(ctx, f.edition, "w", 100, time.Minute, 0); len(rest) != 7 {
+		t.Fatalf("from 0: %d, want the other 7", len(rest))
+	}
+}

@@ -85,6 +85,7 @@ type Worker struct {
 	failStreak atomic.Int64
 	dialStreak atomic.Int64
 	paused     atomic.Bool
+	cursor     atomic.Int64 // the highest id leased in this pass (see Queue.Lease)
 }
 
 // Stats counts what one Run did.
@@ -145,6 +146,7 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 		w.sendBy = *st.SendBy
 	}
 	w.paused.Store(false)
+	w.cursor.Store(0)
 	var wg sync.WaitGroup
 	errs := make([]error, w.Conns)
 	for i := range w.Conns {
@@ -190,6 +192,20 @@ func (w *Worker) broadcast() {
 	w.wake = make(chan struct{})
 }
 
+// advance moves the lease cursor past the highest id of jobs.
+func (w *Worker) advance(jobs []Job) {
+	var top int64
+	for _, j := range jobs {
+		top = max(top, j.ID)
+	}
+	for {
+		cur := w.cursor.Load()
+		if cur >= top || w.cursor.CompareAndSwap(cur, top) {
+			return
+		}
+	}
+}
+
 // pause stops the edition's send for every worker, in every process.
 func (w *Worker) pause(editionID int64, reason string) {
 	if w.paused.Swap(true) {
@@ -227,7 +243,8 @@ func (c *conn) run(ctx context.Context) error {
 		if c.w.paused.Load() {
 			return ErrPaused
 		}
-		jobs, err := c.w.Queue.Lease(ctx, c.edition, c.holder, c.w.Batch, c.w.LeaseTTL)
+		after := c.w.cursor.Load()
+		jobs, err := c.w.Queue.Lease(ctx, c.edition, c.holder, c.w.Batch, c.w.LeaseTTL, after)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -239,6 +256,12 @@ func (c *conn) run(ctx context.Context) error {
 			}
 			continue
 		}
+		if len(jobs) == 0 && after > 0 {
+			// The end of a pass: start again from the lowest id.
+			c.w.cursor.CompareAndSwap(after, 0)
+			continue
+		}
+		c.w.advance(jobs)
 		if len(jobs) == 0 {
 			done, err := c.idle(ctx)
 			if done || err != nil {
