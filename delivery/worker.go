@@ -244,7 +244,15 @@ func (c *conn) run(ctx context.Context) error {
 			return ErrPaused
 		}
 		after := c.w.cursor.Load()
-		jobs, err := c.w.Queue.Lease(ctx, c.edition, c.holder, c.w.Batch, c.w.LeaseTTL, after)
+		// Not cancelled by ctx: a lease the server committed while the
+		// client gave up would sit unknown until its expiry. Once it is
+		// back, a stop hands it back at once.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		jobs, err := c.w.Queue.Lease(lctx, c.edition, c.holder, c.w.Batch, c.w.LeaseTTL, after)
+		cancel()
+		if err == nil && ctx.Err() != nil {
+			return c.stop(jobs, ctx.Err())
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -320,7 +328,7 @@ func (c *conn) work(ctx context.Context, jobs []Job) error {
 	for len(jobs) > 0 {
 		if time.Since(leasedAt) > c.w.LeaseTTL/3 {
 			var err error
-			if jobs, err = c.extend(ctx, jobs); err != nil {
+			if jobs, err = c.extend(context.WithoutCancel(ctx), jobs); err != nil {
 				return c.stop(nil, err)
 			}
 			leasedAt = time.Now()
