@@ -19,6 +19,7 @@ import (
 	_ "github.com/lib/pq" // the PostgreSQL driver
 
 	"newsletter/migrations"
+	"newsletter/templates"
 )
 
 func main() {
@@ -175,4 +176,22 @@ func logLevel() slog.Level {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// start is what the subcommands that render mail do first: check the
+// configuration, load the templates, connect to a database at the binary's
+// schema. The caller closes the database.
+func start(ctx context.Context, c *config, log *slog.Logger) (*templates.Set, *sqlx.DB, error) {
+	if err := c.load(log); err != nil {
+		return nil, nil, err
+	}
+	tpl, err := templates.Load(c.templatesDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := openDB(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tpl, db, nil
 }

@@ -9,7 +9,6 @@ import (
 
 	"newsletter/mailer"
 	"newsletter/subscribers"
-	"newsletter/templates"
 )
 
 // previewRecipient stands in for a subscriber: the preview is what a
@@ -33,14 +32,7 @@ func cmdPreview(ctx context.Context, e *env) error {
 	if format != "html" && format != "text" && format != "eml" {
 		return usageErr("--format must be html, text or eml")
 	}
-	if err := c.load(e.log); err != nil {
-		return err
-	}
-	tpl, err := templates.Load(c.templatesDir)
-	if err != nil {
-		return err
-	}
-	db, err := openDB(ctx, c)
+	tpl, db, err := start(ctx, c, e.log)
 	if err != nil {
 		return err
 	}

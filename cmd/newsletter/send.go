@@ -155,14 +155,7 @@ func cmdSend(ctx context.Context, e *env) error {
 	if window < 0 {
 		return usageErr("--send-window (NEWSLETTER_SEND_WINDOW) can't be negative")
 	}
-	if err := c.load(e.log); err != nil {
-		return err
-	}
-	tpl, err := templates.Load(c.templatesDir)
-	if err != nil {
-		return err
-	}
-	db, err := openDB(ctx, c)
+	tpl, db, err := start(ctx, c, e.log)
 	if err != nil {
 		return err
 	}

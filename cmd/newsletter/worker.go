@@ -31,14 +31,7 @@ func cmdWorker(ctx context.Context, e *env) error {
 	if err := wf.check(); err != nil {
 		return err
 	}
-	if err := c.load(e.log); err != nil {
-		return err
-	}
-	tpl, err := templates.Load(c.templatesDir)
-	if err != nil {
-		return err
-	}
-	db, err := openDB(ctx, c)
+	tpl, db, err := start(ctx, c, e.log)
 	if err != nil {
 		return err
 	}
