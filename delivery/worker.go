@@ -283,43 +283,49 @@ func (c *conn) run(ctx context.Context) error {
 	}
 }
 
-// idle waits for retries that are not due yet or leases held elsewhere; it
-// reports done when nothing of the edition is left.
+// idle waits until a queued delivery is due (retries not due yet, leases
+// held by other connections), and reports done when nothing of the edition
+// is left. While everything left is leased elsewhere it only counts, once
+// per poll or wake-up: a lease attempt each time would scan the queue.
 func (c *conn) idle(ctx context.Context) (bool, error) {
-	wake := c.w.wakeChan() // before counting, so a group finished meanwhile wakes us
-	if _, err := c.w.Queue.Rescue(ctx); err != nil {
-		c.w.Log.Warn("rescue failed", "err", err)
-	}
-	if st, err := c.w.Editions.SendState(ctx, c.edition); err == nil && st.PausedAt != nil {
-		c.w.paused.Store(true)
-		return true, ErrPaused
-	}
-	pending, next, err := c.w.Queue.Pending(ctx, c.edition)
-	if err != nil {
-		if ctx.Err() != nil {
+	for {
+		wake := c.w.wakeChan() // before counting, so a change meanwhile wakes us
+		if _, err := c.w.Queue.Rescue(ctx); err != nil {
+			c.w.Log.Warn("rescue failed", "err", err)
+		}
+		if st, err := c.w.Editions.SendState(ctx, c.edition); err == nil && st.PausedAt != nil {
+			c.w.paused.Store(true)
+			return true, ErrPaused
+		}
+		pending, next, err := c.w.Queue.Pending(ctx, c.edition)
+		if err != nil {
+			if ctx.Err() != nil {
+				return true, ctx.Err()
+			}
+			c.w.Log.Warn("count pending failed; retrying", "err", err)
+			pending = 1
+		}
+		if pending == 0 {
+			return true, nil
+		}
+		wait := c.w.Poll
+		if !next.IsZero() {
+			d := time.Until(next)
+			if d <= 0 {
+				return false, nil // something is due: lease it
+			}
+			wait = min(wait, max(d, 10*time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return true, ctx.Err()
-		}
-		c.w.Log.Warn("count pending failed; retrying", "err", err)
-		pending = 1
-	}
-	if pending == 0 {
-		return true, nil
-	}
-	wait := c.w.Poll
-	if !next.IsZero() {
-		if d := time.Until(next); d < wait {
-			wait = max(d, 10*time.Millisecond)
+		case <-t.C:
+		case <-wake:
+			t.Stop()
 		}
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return true, ctx.Err()
-	case <-t.C:
-	case <-wake:
-	}
-	return false, nil
 }
 
 // work sends one leased batch a group at a time, recording each group.
@@ -354,10 +360,19 @@ func (c *conn) work(ctx context.Context, jobs []Job) error {
 		}
 		jobs = jobs[n:]
 		c.sendGroup(ctx, group)
+		requeued := false
+		for _, r := range c.results {
+			requeued = requeued || r.Status == Queued
+		}
 		if err := c.flush(ctx); err != nil {
 			return c.stop(jobs, err)
 		}
-		c.w.broadcast()
+		if requeued {
+			// Work went back to the queue: idle connections may take it.
+			// (Waking them after every group instead kept PostgreSQL busy
+			// with their lease and count queries at high connection counts.)
+			c.w.broadcast()
+		}
 		if c.slow > 0 && !sleep(ctx, c.slow) {
 			return c.stop(jobs, ctx.Err())
 		}
@@ -531,6 +546,9 @@ func (c *conn) stop(untried []Job, cause error) error {
 	}
 	if rerr := c.w.Queue.Release(bg, c.holder, ids); rerr != nil {
 		err = errors.Join(err, rerr)
+	}
+	if len(ids) > 0 {
+		c.w.broadcast() // handed back: others may take them
 	}
 	if err != nil {
 		return errors.Join(cause, err)

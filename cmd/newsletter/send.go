@@ -60,6 +60,10 @@ func (w *workerFlags) worker(c *config, db *sqlx.DB, comp *delivery.Composer, lo
 	if err != nil {
 		return nil, err
 	}
+	// Each connection's goroutine talks to the database between groups;
+	// with database/sql's default of 2 idle connections the others were
+	// closed and reopened all the time, a new PostgreSQL backend each.
+	db.SetMaxIdleConns(max(4, w.conns+2))
 	dial := delivery.SMTPDialer(c.relays, comp)
 	if w.transport == "bulk" {
 		prep, err := comp.Prepare()
@@ -75,6 +79,7 @@ func (w *workerFlags) worker(c *config, db *sqlx.DB, comp *delivery.Composer, lo
 		Holder:         holderName(),
 		Log:            log,
 		Conns:          w.conns,
+		Group:          groupSize(w.conns),
 		Batch:          w.batch,
 		MaxAttempts:    w.maxAttempts,
 		RetryBase:      w.retryBase,
@@ -87,6 +92,14 @@ func (w *workerFlags) worker(c *config, db *sqlx.DB, comp *delivery.Composer, lo
 		wk.Rate = rate.NewLimiter(rate.Limit(w.rate), max(1, int(w.rate/10)))
 	}
 	return wk, nil
+}
+
+// groupSize is how many messages a connection sends before recording them:
+// 50, but fewer with many connections, so that the messages held in memory
+// (a group of ~50 KB messages per connection) and the duplicates a crash can
+// cause (a group per connection) stay near 50 × 8 whatever the pool size.
+func groupSize(conns int) int {
+	return min(50, max(10, 400/conns))
 }
 
 // parseDomainRates reads "gmail.com=50,yahoo.com=20".
