@@ -10,6 +10,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"newsletter/edition"
 )
 
 // Delivery statuses, as the table's CHECK constraint spells them.
@@ -38,23 +40,14 @@ type Job struct {
 	SubscriberStatus string `db:"subscriber_status"`
 }
 
-// markSendStarted freezes the edition and fixes its send-by deadline at the
-// first enqueue; a later enqueue (a rerun, new confirmations) keeps both but
-// reopens a finished edition for the newly queued.
-const markSendStarted = `
-UPDATE editions SET
-    send_started_at = coalesce(send_started_at, now()),
-    send_by = coalesce(send_by, now() + make_interval(secs => $2)),
-    finished_at = NULL
-WHERE id = $1`
-
 // enqueueConfirmed queues every confirmed subscriber not yet queued for the
 // edition. The Message-ID is fixed here, once per recipient, and reused on
 // every retry, so a receiving server can tell a retry from a new message.
 // NOT EXISTS rather than ON CONFLICT: a speculative insertion per row costs
 // more, and two enqueues of one edition can't race, since both first lock
-// the edition's row (markSendStarted) and this statement's snapshot is taken
-// after that lock is granted. The unique constraint still guards the pair.
+// the edition's row (edition.MarkSendStarted) and this statement's snapshot
+// is taken after that lock is granted. The unique constraint still guards
+// the pair.
 const enqueueConfirmed = `
 INSERT INTO deliveries (edition_id, subscriber_id, message_id)
 SELECT $1, s.id, gen_random_uuid()::text || '@' || $2
@@ -83,12 +76,8 @@ func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string
 	defer tx.Rollback()
 	// Updating the edition first takes its row lock, which an edition
 	// re-import also takes: an import can't slip in once the send started.
-	secs := window.Seconds()
-	if window <= 0 {
-		secs = 100 * 365 * 24 * 3600 // no deadline
-	}
-	if _, err := tx.ExecContext(ctx, markSendStarted, editionID, secs); err != nil {
-		return 0, fmt.Errorf("enqueue edition %d: mark send started: %w", editionID, err)
+	if err := edition.MarkSendStarted(ctx, tx, editionID, window); err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
 	}
 	res, err := tx.ExecContext(ctx, enqueueConfirmed, editionID, msgIDDomain)
 	if err != nil {

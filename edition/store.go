@@ -36,7 +36,15 @@ const (
 	listSQL = `SELECT id, date::text, content->'lead'->>'title', send_started_at FROM editions ORDER BY date DESC`
 
 	// coalesce keeps the first start time when a resumed send marks again.
-	markSendStartedSQL = `UPDATE editions SET send_started_at = coalesce(send_started_at, now()) WHERE id = $1`
+	// markSendStartedSQL freezes the edition and fixes its send-by deadline
+	// ($2 seconds after the first start); a later call (a rerun, new
+	// confirmations queued) keeps both but reopens a finished send.
+	markSendStartedSQL = `
+UPDATE editions SET
+    send_started_at = coalesce(send_started_at, now()),
+    send_by = coalesce(send_by, now() + make_interval(secs => $2)),
+    finished_at = NULL
+WHERE id = $1`
 )
 
 // Store keeps editions in the editions table, one per date.
@@ -210,7 +218,19 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 // MarkSendStarted freezes the edition: from now on Save refuses to replace
 // it. Marking again keeps the first time.
 func (s *Store) MarkSendStarted(ctx context.Context, id int64) error {
-	res, err := s.DB.ExecContext(ctx, markSendStartedSQL, id)
+	return MarkSendStarted(ctx, s.DB, id, 0)
+}
+
+// MarkSendStarted freezes the edition for its send, with a send-by deadline
+// window after the first start (0: none), in the caller's transaction: the
+// delivery queue calls it before queueing recipients, and its row lock is
+// what keeps a re-import (Save) from slipping in.
+func MarkSendStarted(ctx context.Context, db sqlx.ExecerContext, id int64, window time.Duration) error {
+	secs := window.Seconds()
+	if window <= 0 {
+		secs = 100 * 365 * 24 * 3600 // no deadline
+	}
+	res, err := db.ExecContext(ctx, markSendStartedSQL, id, secs)
 	if err != nil {
 		return fmt.Errorf("mark edition %d send started: %w", id, err)
 	}
