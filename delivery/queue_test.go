@@ -2,6 +2,8 @@ package delivery_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"newsletter/delivery"
 	"newsletter/edition"
@@ -78,13 +81,37 @@ func TestEnqueueOnlyConfirmedAndOnce(t *testing.T) {
 	if n, _ = f.q.Enqueue(ctx, f.edition, "example.com", 0); n != 1 {
 		t.Fatalf("enqueue after a new confirmation: %d, want 1", n)
 	}
-	if got := f.count(t, `message_id LIKE '%@example.com'`); got != 26 {
-		t.Fatalf("%d deliveries with a Message-ID at example.com, want 26", got)
+	// Every recipient has a Message-ID of its own at the sender's domain,
+	// the same when leased again (a retry), and it leads back to the
+	// delivery (as a bounce quoting it would).
+	first := leaseAll(t, f.q, f.edition, "a")
+	if len(first) != 26 {
+		t.Fatalf("leased %d, want 26", len(first))
 	}
-	var distinct int
-	f.db.Get(&distinct, `SELECT count(DISTINCT message_id) FROM deliveries`)
-	if distinct != 26 {
-		t.Fatalf("%d distinct Message-IDs for 26 deliveries", distinct)
+	ids := map[string]int64{}
+	for _, j := range first {
+		if !strings.HasSuffix(j.MessageID, "@example.com") || strings.ContainsAny(j.MessageID, "<> ") {
+			t.Errorf("Message-ID %q: want local@example.com", j.MessageID)
+		}
+		if _, dup := ids[j.MessageID]; dup {
+			t.Errorf("Message-ID %q given twice", j.MessageID)
+		}
+		ids[j.MessageID] = j.ID
+	}
+	if err := f.q.Release(ctx, "a", jobIDs(first)); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range leaseAll(t, f.q, f.edition, "b") {
+		if got, ok := ids[j.MessageID]; !ok || got != j.ID {
+			t.Errorf("delivery %d leased again with Message-ID %q, not the one it had", j.ID, j.MessageID)
+		}
+		id, status, err := f.q.ByMessageID(ctx, "<"+j.MessageID+">")
+		if err != nil || id != j.ID || status != delivery.Sending {
+			t.Errorf("ByMessageID(%q) = %d, %q, %v; want %d, sending", j.MessageID, id, status, err, j.ID)
+		}
+	}
+	if _, _, err := f.q.ByMessageID(ctx, "<00000000-0000-0000-0000-000000000000.1@example.com>"); !errors.Is(err, sql.ErrNoRows) {
+		t.Errorf("ByMessageID of an unknown id: %v, want sql.ErrNoRows", err)
 	}
 	var started bool
 	f.db.Get(&started, `SELECT send_started_at IS NOT NULL FROM editions WHERE id = $1`, f.edition)
@@ -222,5 +249,75 @@ func TestLeaseStartsAfterTheCursor(t *testing.T) {
 	}
 	if rest, _ := f.q.Lease(ctx, f.edition, "w", 100, time.Minute, 0); len(rest) != 7 {
 		t.Fatalf("from 0: %d, want the other 7", len(rest))
+	}
+}
+
+func leaseAll(t *testing.T, q *delivery.Queue, edition int64, holder string) []delivery.Job {
+	t.Helper()
+	jobs, err := q.Lease(context.Background(), edition, holder, 1000, time.Minute, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+func jobIDs(jobs []delivery.Job) []int64 {
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	return ids
+}
+
+// Deliveries queued before migration 0005 stored a random Message-ID; they
+// keep it.
+func TestStoredMessageIDIsKept(t *testing.T) {
+	f := newFixture(t, 2)
+	ctx := context.Background()
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
+		t.Fatal(err)
+	}
+	const old = "5b0c1c9e-1111-4f00-8000-123456789abc@old.example"
+	if _, err := f.db.Exec(`UPDATE deliveries SET message_id = $1 WHERE id = (SELECT min(id) FROM deliveries)`, old); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, j := range leaseAll(t, f.q, f.edition, "a") {
+		if j.MessageID == old {
+			found = true
+			if id, _, err := f.q.ByMessageID(ctx, old); err != nil || id != j.ID {
+				t.Errorf("ByMessageID(stored) = %d, %v; want %d", id, err, j.ID)
+			}
+		}
+	}
+	if !found {
+		t.Error("the stored Message-ID was not used")
+	}
+}
+
+// Without foreign keys on deliveries (migration 0005), triggers keep a
+// subscriber or an edition that deliveries refer to from being deleted.
+func TestReferencedRowsCannotBeDeleted(t *testing.T) {
+	f := newFixture(t, 2)
+	ctx := context.Background()
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
+		t.Fatal(err)
+	}
+	isFKViolation := func(err error) bool {
+		var pqErr *pq.Error
+		return errors.As(err, &pqErr) && pqErr.Code == "23503"
+	}
+	if _, err := f.db.Exec(`DELETE FROM subscribers WHERE email = 'reader00000@example.com'`); !isFKViolation(err) {
+		t.Errorf("deleting a subscriber with deliveries: %v, want a foreign key violation", err)
+	}
+	if _, err := f.db.Exec(`DELETE FROM editions WHERE id = $1`, f.edition); !isFKViolation(err) {
+		t.Errorf("deleting an edition with deliveries: %v, want a foreign key violation", err)
+	}
+	if got := f.count(t, `true`); got != 2 {
+		t.Errorf("%d deliveries left, want 2", got)
+	}
+	// Someone never mailed (pending) can go.
+	if _, err := f.db.Exec(`DELETE FROM subscribers WHERE email = 'pending@example.com'`); err != nil {
+		t.Errorf("deleting a subscriber without deliveries: %v", err)
 	}
 }

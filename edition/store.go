@@ -43,6 +43,7 @@ const (
 UPDATE editions SET
     send_started_at = coalesce(send_started_at, now()),
     send_by = coalesce(send_by, now() + make_interval(secs => $2)),
+    message_id_domain = coalesce(message_id_domain, nullif($3, '')),
     finished_at = NULL
 WHERE id = $1`
 )
@@ -218,19 +219,21 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 // MarkSendStarted freezes the edition: from now on Save refuses to replace
 // it. Marking again keeps the first time.
 func (s *Store) MarkSendStarted(ctx context.Context, id int64) error {
-	return MarkSendStarted(ctx, s.DB, id, 0)
+	return MarkSendStarted(ctx, s.DB, id, 0, "")
 }
 
 // MarkSendStarted freezes the edition for its send, with a send-by deadline
 // window after the first start (0: none), in the caller's transaction: the
 // delivery queue calls it before queueing recipients, and its row lock is
-// what keeps a re-import (Save) from slipping in.
-func MarkSendStarted(ctx context.Context, db sqlx.ExecerContext, id int64, window time.Duration) error {
+// what keeps a re-import (Save) from slipping in. msgIDDomain, fixed by the
+// first start, is the right-hand side of the edition's Message-IDs (RFC 5322
+// section 3.6.4), which the queue derives per recipient.
+func MarkSendStarted(ctx context.Context, db sqlx.ExecerContext, id int64, window time.Duration, msgIDDomain string) error {
 	secs := window.Seconds()
 	if window <= 0 {
 		secs = 100 * 365 * 24 * 3600 // no deadline
 	}
-	res, err := db.ExecContext(ctx, markSendStartedSQL, id, secs)
+	res, err := db.ExecContext(ctx, markSendStartedSQL, id, secs, msgIDDomain)
 	if err != nil {
 		return fmt.Errorf("mark edition %d send started: %w", id, err)
 	}

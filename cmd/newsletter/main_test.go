@@ -18,6 +18,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"newsletter/delivery"
 	"newsletter/internal/pgtest"
 	"newsletter/internal/smtptest"
 )
@@ -162,9 +163,11 @@ func TestSendEndToEnd(t *testing.T) {
 		}
 		ids[hdr.Get("Message-Id")] = true
 		// The recorded Message-ID is the one on the wire.
+		q := delivery.Queue{DB: h.db}
+		id, status, err := q.ByMessageID(context.Background(), hdr.Get("Message-Id"))
 		var n int
-		h.db.Get(&n, `SELECT count(*) FROM deliveries WHERE '<' || message_id || '>' = $1 AND status = 'sent' AND smtp_reply IS NOT NULL`, hdr.Get("Message-Id"))
-		if n != 1 {
+		h.db.Get(&n, `SELECT count(*) FROM deliveries WHERE id = $1 AND smtp_reply IS NOT NULL`, id)
+		if err != nil || status != delivery.Sent || n != 1 {
 			t.Errorf("Message-ID %s is not recorded with the server's reply", hdr.Get("Message-Id"))
 		}
 	}
