@@ -226,14 +226,24 @@ type conn struct {
 	mailer  Mailer
 	sent    int           // messages on this connection, for MaxPerConn
 	slow    time.Duration // pause between groups after throttling
-	results []Result
+	results []Result      // of the group being sent
 	outs    []Outcome
+
+	// The previous group's results are written while this group is sent:
+	// writing is a database round trip the SMTP connection would otherwise
+	// sit out. recording is non-nil while that write runs; writing is its
+	// buffer, reused once it is done.
+	recording chan error
+	writing   []Result
 }
 
-func (c *conn) run(ctx context.Context) error {
+func (c *conn) run(ctx context.Context) (err error) {
 	defer func() {
 		if c.mailer != nil {
 			c.mailer.Close()
+		}
+		if werr := c.wait(); werr != nil {
+			err = errors.Join(err, werr)
 		}
 	}()
 	for {
@@ -271,6 +281,10 @@ func (c *conn) run(ctx context.Context) error {
 		}
 		c.w.advance(jobs)
 		if len(jobs) == 0 {
+			// Our own last results count as pending until written.
+			if err := c.wait(); err != nil {
+				return err
+			}
 			done, err := c.idle(ctx)
 			if done || err != nil {
 				return err
@@ -360,18 +374,8 @@ func (c *conn) work(ctx context.Context, jobs []Job) error {
 		}
 		jobs = jobs[n:]
 		c.sendGroup(ctx, group)
-		requeued := false
-		for _, r := range c.results {
-			requeued = requeued || r.Status == Queued
-		}
-		if err := c.flush(ctx); err != nil {
+		if err := c.recordAsync(ctx); err != nil {
 			return c.stop(jobs, err)
-		}
-		if requeued {
-			// Work went back to the queue: idle connections may take it.
-			// (Waking them after every group instead kept PostgreSQL busy
-			// with their lease and count queries at high connection counts.)
-			c.w.broadcast()
 		}
 		if c.slow > 0 && !sleep(ctx, c.slow) {
 			return c.stop(jobs, ctx.Err())
@@ -556,29 +560,79 @@ func (c *conn) stop(untried []Job, cause error) error {
 	return cause
 }
 
-// flush records the results gathered so far. It keeps trying for a while
-// when the database is away: results not written are the duplicates a crash
-// would cause, since their leases would expire and be sent again.
-func (c *conn) flush(ctx context.Context) error {
+// recordAsync starts writing the group's results in the background, once
+// the previous group's are written: at most two groups per connection are
+// sent and not yet recorded, which is what a crash can duplicate.
+func (c *conn) recordAsync(ctx context.Context) error {
+	if err := c.wait(); err != nil {
+		return err
+	}
 	if len(c.results) == 0 {
+		return nil
+	}
+	rs := c.results
+	c.results, c.writing = c.writing[:0], rs
+	done := make(chan error, 1)
+	c.recording = done
+	go func() {
+		err := c.write(ctx, rs)
+		for _, r := range rs {
+			if r.Status == Queued {
+				// Work went back to the queue: idle connections may take
+				// it. (Waking them after every group instead kept
+				// PostgreSQL busy with their lease and count queries at
+				// high connection counts.)
+				c.w.broadcast()
+				break
+			}
+		}
+		done <- err
+	}()
+	return nil
+}
+
+// wait waits for the background write, if one runs.
+func (c *conn) wait() error {
+	if c.recording == nil {
+		return nil
+	}
+	err := <-c.recording
+	c.recording = nil
+	return err
+}
+
+// flush records every result gathered so far before it returns.
+func (c *conn) flush(ctx context.Context) error {
+	err := c.wait()
+	if werr := c.write(ctx, c.results); werr != nil {
+		return errors.Join(err, werr)
+	}
+	c.results = c.results[:0]
+	return err
+}
+
+// write records results. It keeps trying for a while when the database is
+// away: results not written are the duplicates a crash would cause, since
+// their leases would expire and be sent again.
+func (c *conn) write(ctx context.Context, results []Result) error {
+	if len(results) == 0 {
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
 	var err error
 	for attempt := range 60 {
 		var n int64
-		n, err = c.w.Queue.Record(ctx, c.holder, c.results)
+		n, err = c.w.Queue.Record(ctx, c.holder, results)
 		if err == nil {
-			if lost := int64(len(c.results)) - n; lost > 0 {
+			if lost := int64(len(results)) - n; lost > 0 {
 				c.w.Log.Warn("results for expired leases not recorded", "holder", c.holder, "count", lost)
 			}
-			c.results = c.results[:0]
 			return nil
 		}
 		c.w.Log.Warn("recording results failed; retrying", "holder", c.holder, "attempt", attempt+1, "err", err)
 		time.Sleep(time.Second)
 	}
-	return fmt.Errorf("record %d results: %w", len(c.results), err)
+	return fmt.Errorf("record %d results: %w", len(results), err)
 }
 
 // backoff is the delay before attempt n+1: RetryBase doubled per attempt,
