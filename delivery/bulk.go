@@ -40,20 +40,23 @@ type bulkMailer struct {
 	from     string
 
 	// Reused for every group: nothing per recipient outlives its group.
-	buf     []byte
-	ends    []int
+	// Each message is its recipient's own lines (a few KB in msgs[k]) and
+	// the edition's shared chunks, written with one vectored write.
+	msgs    []mailer.Parts
 	envs    []mailer.Envelope
 	results []mailer.Result
 	index   []int // envs[k] is jobs[index[k]]
 }
 
 func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
-	m.buf, m.ends, m.envs, m.index = m.buf[:0], m.ends[:0], m.envs[:0], m.index[:0]
+	m.envs, m.index = m.envs[:0], m.index[:0]
+	if len(m.msgs) < len(jobs) {
+		m.msgs = append(m.msgs, make([]mailer.Parts, len(jobs)-len(m.msgs))...)
+	}
 	now := m.compose.now()
 	for i, j := range jobs {
-		before := len(m.buf)
-		var err error
-		m.buf, err = m.prepared.AppendMessage(m.buf, mailer.Recipient{
+		msg := &m.msgs[len(m.envs)]
+		err := m.prepared.AppendParts(msg, mailer.Recipient{
 			Name:           j.Name,
 			Email:          j.Email,
 			MessageID:      j.MessageID,
@@ -61,19 +64,13 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
 			Date:           now,
 		})
 		if err != nil {
-			m.buf = m.buf[:before]
 			// The recipient's own fields can't make a valid message (an
 			// address the database should never have held): final.
 			out[i] = Outcome{Permanent: true, Reply: "build message: " + err.Error()}
 			continue
 		}
-		m.ends = append(m.ends, len(m.buf))
+		m.envs = append(m.envs, mailer.Envelope{From: m.from, To: j.Email, Parts: msg.Data})
 		m.index = append(m.index, i)
-	}
-	start := 0
-	for k, i := range m.index {
-		m.envs = append(m.envs, mailer.Envelope{From: m.from, To: jobs[i].Email, Data: m.buf[start:m.ends[k]]})
-		start = m.ends[k]
 	}
 	if cap(m.results) < len(m.envs) {
 		m.results = make([]mailer.Result, len(m.envs))

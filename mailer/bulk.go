@@ -36,6 +36,23 @@ type Envelope struct {
 	// message with a line that starts with a single ".", which would end the
 	// data early and have the rest read as commands.
 	Data []byte
+	// Parts, when set, is the data in pieces (Parts.Data of
+	// Prepared.AppendParts), in place of Data: written with one vectored
+	// write, without being copied together first. The same rules apply to
+	// their concatenation.
+	Parts [][]byte
+}
+
+// size is the length of the message data.
+func (e *Envelope) size() int {
+	if e.Parts == nil {
+		return len(e.Data)
+	}
+	n := 0
+	for _, p := range e.Parts {
+		n += len(p)
+	}
+	return n
 }
 
 // Result is what happened to one Envelope.
@@ -93,6 +110,10 @@ type BulkConn struct {
 	num   []byte // SIZE= parameter
 	long  []byte // the start of an overlong reply line
 	valid []bool // per Send: which envelopes pass checkEnvelope
+	vec   net.Buffers
+	// werr is a failed direct write (writeParts): the connection is then
+	// unusable, and the next flush reports it.
+	werr error
 
 	// flushes counts Send's writes to the socket, each the start of a
 	// round trip; the tests check pipelining needs one per message.
@@ -598,13 +619,14 @@ func (c *BulkConn) checkEnvelope(e *Envelope) *Error {
 			}
 		}
 	}
-	if len(e.Data) == 0 {
+	size := e.size()
+	if size == 0 {
 		return bad("empty message data")
 	}
-	if c.ext.Size > 0 && int64(len(e.Data)) > c.ext.Size {
-		return bad("message of %d bytes exceeds the server's limit of %d (RFC 1870)", len(e.Data), c.ext.Size)
+	if c.ext.Size > 0 && int64(size) > c.ext.Size {
+		return bad("message of %d bytes exceeds the server's limit of %d (RFC 1870)", size, c.ext.Size)
 	}
-	if !dotStuffed(e.Data) {
+	if !dotStuffedParts(e.Data, e.Parts) {
 		return bad("message data is not dot-stuffed (RFC 5321 section 4.5.2)")
 	}
 	return nil
@@ -633,6 +655,52 @@ func dotStuffed(data []byte) bool {
 			i++
 		}
 	}
+}
+
+// dotStuffedParts is dotStuffed over data, or over the concatenation of
+// parts when parts is set, without concatenating them.
+func dotStuffedParts(data []byte, parts [][]byte) bool {
+	if parts == nil {
+		return dotStuffed(data)
+	}
+	prev := byte('\n') // the message starts a line
+	needDot := false   // the previous part ended with a "." that starts a line
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		i := 0
+		if needDot {
+			if p[0] != '.' {
+				return false
+			}
+			needDot, i = false, 1
+		}
+		for {
+			j := bytes.IndexByte(p[i:], '.')
+			if j < 0 {
+				break
+			}
+			i += j
+			before := prev
+			if i > 0 {
+				before = p[i-1]
+			}
+			if before == '\n' || before == '\r' {
+				if i+1 >= len(p) {
+					needDot = true
+					break
+				}
+				if p[i+1] != '.' {
+					return false
+				}
+				i++
+			}
+			i++
+		}
+		prev = p[len(p)-1]
+	}
+	return !needDot
 }
 
 // nextValid is the first index from i whose envelope passed checkEnvelope.
@@ -676,7 +744,7 @@ func (c *BulkConn) writeMail(e *Envelope) {
 		// is refused before its data is sent. The stuffed length is an
 		// estimate at most a little too large, which section 6 allows.
 		c.bw.WriteString(" SIZE=")
-		c.num = strconv.AppendInt(c.num[:0], int64(len(e.Data)), 10)
+		c.num = strconv.AppendInt(c.num[:0], int64(e.size()), 10)
 		c.bw.Write(c.num)
 	}
 	if c.ext.SMTPUTF8 && (!isASCII(e.From) || !isASCII(e.To)) {
@@ -703,17 +771,53 @@ func isASCII(s string) bool {
 
 // writeData writes the message and the end of data, "<CRLF>.<CRLF>" (RFC 5321
 // section 4.1.1.4), adding the CRLF if the data lacks it.
-func (c *BulkConn) writeData(data []byte) {
-	c.bw.Write(data)
-	if !bytes.HasSuffix(data, []byte("\r\n")) {
+func (c *BulkConn) writeData(e *Envelope) {
+	last := e.Data
+	if e.Parts == nil {
+		c.bw.Write(e.Data)
+	} else {
+		c.writeParts(e.Parts)
+		for _, p := range e.Parts {
+			if len(p) > 0 {
+				last = p
+			}
+		}
+	}
+	if !bytes.HasSuffix(last, []byte("\r\n")) {
 		c.bw.WriteString("\r\n")
 	}
 	c.bw.WriteString(".\r\n")
 }
 
+// writeParts writes the pieces of a message: on a plain TCP connection with
+// one vectored write (writev) straight from where they are, else through the
+// buffer (a TLS connection would make a record of each piece).
+func (c *BulkConn) writeParts(parts [][]byte) {
+	tcp, ok := c.conn.(*net.TCPConn)
+	if !ok || c.werr != nil {
+		for _, p := range parts {
+			c.bw.Write(p)
+		}
+		return
+	}
+	if err := c.bw.Flush(); err != nil {
+		c.werr = err
+		return
+	}
+	// WriteTo consumes the slice it is given: hand it a copy of the
+	// headers, kept in c.vec.
+	c.vec = append(c.vec[:0], parts...)
+	if _, err := c.vec.WriteTo(tcp); err != nil {
+		c.werr = err
+	}
+}
+
 // flush sends what was written since the last flush.
 func (c *BulkConn) flush() error {
 	c.flushes++
+	if c.werr != nil {
+		return c.werr
+	}
 	return c.bw.Flush()
 }
 
@@ -783,7 +887,7 @@ func (c *BulkConn) sendPipelined(ctx context.Context, envs []Envelope, results [
 			// content is explicitly allowed to be the first 'command'
 			// in a group", so the next message's MAIL, RCPT and DATA
 			// follow the end of data in the same write.
-			c.writeData(envs[i].Data)
+			c.writeData(&envs[i])
 			if sendNext {
 				c.writeGroup(&envs[next], false)
 			}
@@ -927,7 +1031,7 @@ func (c *BulkConn) sendLockStep(ctx context.Context, envs []Envelope, results []
 			continue
 		}
 		c.deadline(ctx)
-		c.writeData(e.Data)
+		c.writeData(e)
 		next := c.nextValid(i + 1)
 		if err := c.flush(); err != nil {
 			c.lostAfterData(envs, results, i, next, withCtx(ctx, err))
