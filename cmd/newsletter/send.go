@@ -45,7 +45,7 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&w.conns, "conns", w.envInt("NEWSLETTER_SMTP_CONNS", 2), "SMTP connections in parallel (env NEWSLETTER_SMTP_CONNS)")
 	fs.IntVar(&w.maxAttempts, "max-attempts", w.envInt("NEWSLETTER_MAX_ATTEMPTS", 5), "attempts before a temporary failure is final (env NEWSLETTER_MAX_ATTEMPTS)")
 	fs.DurationVar(&w.retryBase, "retry-base", w.envDuration("NEWSLETTER_RETRY_BASE", 30*time.Second), "first retry delay, doubled per attempt (env NEWSLETTER_RETRY_BASE)")
-	fs.IntVar(&w.batch, "batch", w.envInt("NEWSLETTER_BATCH", 100), "deliveries leased at a time per connection (env NEWSLETTER_BATCH)")
+	fs.IntVar(&w.batch, "batch", w.envInt("NEWSLETTER_BATCH", 200), "deliveries leased at a time per connection (env NEWSLETTER_BATCH)")
 	fs.IntVar(&w.maxPerConn, "max-per-conn", w.envInt("NEWSLETTER_SMTP_MAX_MSGS", 1000), "messages per SMTP connection before reconnecting; 0: no limit (env NEWSLETTER_SMTP_MAX_MSGS)")
 	fs.Float64Var(&w.rate, "rate", w.envFloat("NEWSLETTER_RATE", 0), "messages per second for this process at most; 0: no limit (env NEWSLETTER_RATE)")
 	fs.StringVar(&w.domainRates, "domain-rates", os.Getenv("NEWSLETTER_DOMAIN_RATES"), "messages per second per recipient domain, like gmail.com=50,yahoo.com=20 (env NEWSLETTER_DOMAIN_RATES)")
