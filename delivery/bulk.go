@@ -41,7 +41,8 @@ type bulkMailer struct {
 
 	// Reused for every group: nothing per recipient outlives its group.
 	// Each message is its recipient's own lines (a few KB in msgs[k]) and
-	// the edition's shared chunks, written with one vectored write.
+	// the edition's shared chunks, copied only into the connection's
+	// write buffer: a group is never a few MB of whole messages.
 	msgs    []mailer.Parts
 	envs    []mailer.Envelope
 	results []mailer.Result

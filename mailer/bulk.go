@@ -37,9 +37,9 @@ type Envelope struct {
 	// data early and have the rest read as commands.
 	Data []byte
 	// Parts, when set, is the data in pieces (Parts.Data of
-	// Prepared.AppendParts), in place of Data: written with one vectored
-	// write, without being copied together first. The same rules apply to
-	// their concatenation.
+	// Prepared.AppendParts), in place of Data, so that a message need not
+	// be put together before it is written. The same rules apply to their
+	// concatenation.
 	Parts [][]byte
 }
 
@@ -97,7 +97,7 @@ type BulkConn struct {
 	cfg  Config
 	conn net.Conn // TCP, or TLS over it
 	br   *bufio.Reader
-	bw   *bufio.Writer
+	bw   *wireWriter
 	ext  Extensions
 	helo string
 
@@ -110,22 +110,17 @@ type BulkConn struct {
 	num   []byte // SIZE= parameter
 	long  []byte // the start of an overlong reply line
 	valid []bool // per Send: which envelopes pass checkEnvelope
-	vec   net.Buffers
-	// werr is a failed direct write (writeParts): the connection is then
-	// unusable, and the next flush reports it.
-	werr error
 
 	// flushes counts Send's writes to the socket, each the start of a
 	// round trip; the tests check pipelining needs one per message.
 	flushes int
 }
 
-// Buffer sizes. Replies are short (RFC 5321 section 4.5.3.1.5: reply lines
-// are at most 512 octets); writes are large so that a message and the next
-// message's commands leave in as few system calls as possible.
+// Limits. Replies are short (RFC 5321 section 4.5.3.1.5: reply lines are at
+// most 512 octets); writes go through wireWriter, so that a message and the
+// next message's commands leave in one system call.
 const (
-	bulkReadBuffer  = 4 << 10
-	bulkWriteBuffer = 64 << 10
+	bulkReadBuffer = 4 << 10
 	// maxReplyLines bounds a multi-line reply; a server sending more is
 	// broken or hostile.
 	maxReplyLines = 200
@@ -224,7 +219,7 @@ func (c *BulkConn) tlsConfig() *tls.Config {
 func (c *BulkConn) setConn(nc net.Conn) {
 	c.conn = nc
 	c.br = bufio.NewReaderSize(nc, bulkReadBuffer)
-	c.bw = bufio.NewWriterSize(nc, bulkWriteBuffer)
+	c.bw = newWireWriter(nc)
 }
 
 func (c *BulkConn) handshake(ctx context.Context) error {
@@ -407,9 +402,9 @@ func (c *BulkConn) auth() error {
 // command sends one command line and reads its reply (the dial phase, QUIT and
 // lock-step mode).
 func (c *BulkConn) command(line string) (int, error) {
-	c.bw.WriteString(line)
-	c.bw.WriteString("\r\n")
-	if err := c.bw.Flush(); err != nil {
+	c.bw.writeString(line)
+	c.bw.writeString("\r\n")
+	if err := c.bw.flush(); err != nil {
 		return 0, err
 	}
 	return c.readReply()
@@ -726,38 +721,38 @@ func (c *BulkConn) deadline(ctx context.Context) {
 // appear anywhere in a group, DATA only last.
 func (c *BulkConn) writeGroup(e *Envelope, rset bool) {
 	if rset {
-		c.bw.WriteString("RSET\r\n")
+		c.bw.writeString("RSET\r\n")
 	}
 	c.writeMail(e)
 	c.writeRcpt(e)
-	c.bw.WriteString("DATA\r\n")
+	c.bw.writeString("DATA\r\n")
 }
 
 // writeMail writes MAIL FROM (RFC 5321 section 4.1.1.2) with the parameters
 // the server's extensions call for.
 func (c *BulkConn) writeMail(e *Envelope) {
-	c.bw.WriteString("MAIL FROM:<")
-	c.bw.WriteString(e.From)
-	c.bw.WriteByte('>')
+	c.bw.writeString("MAIL FROM:<")
+	c.bw.writeString(e.From)
+	c.bw.writeByte('>')
 	if c.ext.Size > 0 {
 		// RFC 1870 section 6: declare the size so an oversized message
 		// is refused before its data is sent. The stuffed length is an
 		// estimate at most a little too large, which section 6 allows.
-		c.bw.WriteString(" SIZE=")
+		c.bw.writeString(" SIZE=")
 		c.num = strconv.AppendInt(c.num[:0], int64(e.size()), 10)
-		c.bw.Write(c.num)
+		c.bw.write(c.num)
 	}
 	if c.ext.SMTPUTF8 && (!isASCII(e.From) || !isASCII(e.To)) {
-		c.bw.WriteString(" SMTPUTF8") // RFC 6531 section 3.4
+		c.bw.writeString(" SMTPUTF8") // RFC 6531 section 3.4
 	}
-	c.bw.WriteString("\r\n")
+	c.bw.writeString("\r\n")
 }
 
 // writeRcpt writes RCPT TO (RFC 5321 section 4.1.1.3).
 func (c *BulkConn) writeRcpt(e *Envelope) {
-	c.bw.WriteString("RCPT TO:<")
-	c.bw.WriteString(e.To)
-	c.bw.WriteString(">\r\n")
+	c.bw.writeString("RCPT TO:<")
+	c.bw.writeString(e.To)
+	c.bw.writeString(">\r\n")
 }
 
 func isASCII(s string) bool {
@@ -774,51 +769,24 @@ func isASCII(s string) bool {
 func (c *BulkConn) writeData(e *Envelope) {
 	last := e.Data
 	if e.Parts == nil {
-		c.bw.Write(e.Data)
-	} else {
-		c.writeParts(e.Parts)
-		for _, p := range e.Parts {
-			if len(p) > 0 {
-				last = p
-			}
+		c.bw.write(e.Data)
+	}
+	for _, p := range e.Parts {
+		c.bw.write(p)
+		if len(p) > 0 {
+			last = p
 		}
 	}
 	if !bytes.HasSuffix(last, []byte("\r\n")) {
-		c.bw.WriteString("\r\n")
+		c.bw.writeString("\r\n")
 	}
-	c.bw.WriteString(".\r\n")
-}
-
-// writeParts writes the pieces of a message: on a plain TCP connection with
-// one vectored write (writev) straight from where they are, else through the
-// buffer (a TLS connection would make a record of each piece).
-func (c *BulkConn) writeParts(parts [][]byte) {
-	tcp, ok := c.conn.(*net.TCPConn)
-	if !ok || c.werr != nil {
-		for _, p := range parts {
-			c.bw.Write(p)
-		}
-		return
-	}
-	if err := c.bw.Flush(); err != nil {
-		c.werr = err
-		return
-	}
-	// WriteTo consumes the slice it is given: hand it a copy of the
-	// headers, kept in c.vec.
-	c.vec = append(c.vec[:0], parts...)
-	if _, err := c.vec.WriteTo(tcp); err != nil {
-		c.werr = err
-	}
+	c.bw.writeString(".\r\n")
 }
 
 // flush sends what was written since the last flush.
 func (c *BulkConn) flush() error {
 	c.flushes++
-	if c.werr != nil {
-		return c.werr
-	}
-	return c.bw.Flush()
+	return c.bw.flush()
 }
 
 // positive reports a 2yz reply (RFC 5321 section 4.2.1).
@@ -916,7 +884,7 @@ func (c *BulkConn) sendPipelined(ctx context.Context, envs []Envelope, results [
 				// RFC 2920 section 3.1: "if the DATA command was
 				// accepted the client SMTP should send a single dot";
 				// the server then fails the empty transaction.
-				c.bw.WriteString(".\r\n")
+				c.bw.writeString(".\r\n")
 			}
 			// RFC 5321 section 4.1.1.5: RSET before the next MAIL, as
 			// the failed transaction may still be open (a rejected
@@ -958,7 +926,7 @@ func (c *BulkConn) writeGroupOrRset(envs []Envelope, next int, sendNext bool) {
 	if sendNext {
 		c.writeGroup(&envs[next], true)
 	} else {
-		c.bw.WriteString("RSET\r\n")
+		c.bw.writeString("RSET\r\n")
 	}
 }
 
@@ -997,7 +965,7 @@ func (c *BulkConn) sendLockStep(ctx context.Context, envs []Envelope, results []
 			case 1:
 				c.writeRcpt(e)
 			case 2:
-				c.bw.WriteString("DATA\r\n")
+				c.bw.writeString("DATA\r\n")
 			}
 			if err := c.flush(); err != nil {
 				c.lose(envs, results, i, stage, withCtx(ctx, err))
@@ -1020,7 +988,7 @@ func (c *BulkConn) sendLockStep(ctx context.Context, envs []Envelope, results []
 		if failed != nil {
 			results[i] = Result{Reply: replyText(failed), Err: failed}
 			c.deadline(ctx)
-			c.bw.WriteString("RSET\r\n")
+			c.bw.writeString("RSET\r\n")
 			if err := c.flush(); err != nil {
 				c.lose(envs, results, c.nextValid(i+1), StageMail, withCtx(ctx, err))
 				return

@@ -84,7 +84,7 @@ func TestDotStuffedParts(t *testing.T) {
 }
 
 // A message sent in parts arrives as the same bytes as one sent whole, over
-// a plain connection (vectored write) and a TLS one (through the buffer).
+// a plain connection and a TLS one.
 func TestBulkSendParts(t *testing.T) {
 	for _, tlsMode := range []string{"plain", "starttls"} {
 		t.Run(tlsMode, func(t *testing.T) {

@@ -294,8 +294,8 @@ func (p *Prepared) AppendMessage(dst []byte, r Recipient) ([]byte, error) {
 	return p.appendMessage(dst, nil, r)
 }
 
-// Parts is one recipient's message in pieces, for a vectored write: the
-// edition's pre-encoded chunks, shared by every copy and never copied, and
+// Parts is one recipient's message in pieces, written as they are: the
+// edition's pre-encoded chunks, shared by every copy, and
 // the recipient's own lines in a buffer of their own. Reuse one Parts for
 // many messages; its slices stay valid until the next AppendParts.
 type Parts struct {
