@@ -64,6 +64,9 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
 			UnsubscribeURL: m.compose.UnsubscribeURL(j.SubscriberUUID),
 			Date:           now,
 		})
+		if err == nil && m.compose.DKIM != nil {
+			err = m.compose.DKIM.SignParts(msg)
+		}
 		if err != nil {
 			// The recipient's own fields can't make a valid message (an
 			// address the database should never have held): final.

@@ -21,6 +21,7 @@ type Composer struct {
 	// UnsubscribeURL is the subscriber's one-click link, made from their UUID.
 	UnsubscribeURL func(uuid string) string
 	Now            func() time.Time
+	DKIM           *mailer.DKIM // signs every message when set
 }
 
 // Message is the message for one recipient. messageID is without angle
@@ -38,6 +39,7 @@ func (c *Composer) Message(to *mail.Address, messageID, unsubscribeURL string) m
 		ListID:            c.ListID,
 		UnsubscribeURL:    unsubscribeURL,
 		UnsubscribeMailto: c.UnsubscribeMailto,
+		DKIM:              c.DKIM,
 	}
 }
 

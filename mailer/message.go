@@ -39,6 +39,8 @@ type Message struct {
 	// Headers are extra header fields (e.g. "X-Edition": "2025-11-13"). They cannot
 	// replace the fields this package sets itself.
 	Headers map[string]string
+	// DKIM, when set, signs the message (see DKIM).
+	DKIM *DKIM
 }
 
 // Limits that keep every header line within RFC 5322 section 2.1.1 (998 octets
@@ -75,11 +77,16 @@ func Build(m Message) (*gomail.Msg, error) {
 	// Quoted-printable keeps every body line <= 76 characters (RFC 2045 section
 	// 6.7 rule 5), well inside the 998-octet limit of RFC 5322 section 2.1.1,
 	// and works even when a relay lacks 8BITMIME.
-	msg := gomail.NewMsg(
+	opts := []gomail.MsgOption{
 		gomail.WithCharset(gomail.CharsetUTF8),
 		gomail.WithEncoding(gomail.EncodingQP),
 		gomail.WithNoDefaultUserAgent(), // no "go-mail vX.Y" advertisement
-	)
+	}
+	if m.DKIM != nil {
+		// go-mail signs when the message is written (RFC 6376).
+		opts = append(opts, gomail.WithDKIM(m.DKIM.signer))
+	}
+	msg := gomail.NewMsg(opts...)
 	// RFC 5322 section 3.6.2 From and 3.6.3 To; go-mail renders them with
 	// net/mail, which RFC 2047-encodes non-ASCII display names (section 5(3)).
 	from, to := *m.From, *m.To
@@ -103,8 +110,8 @@ func Build(m Message) (*gomail.Msg, error) {
 	// List-Unsubscribe has an http(s) URI (the receiver POSTs to it). The RFC
 	// requires HTTPS, which production configuration gives; a development
 	// setup on plain http keeps the header so it can be tried. Both fields
-	// must be covered by the DKIM signature (RFC 8058 section 4) - sign at the
-	// relay or ESP.
+	// must be covered by the DKIM signature (RFC 8058 section 4): m.DKIM
+	// signs both, or the relay or ESP must.
 	if p.oneClick {
 		msg.SetGenHeaderPreformatted(gomail.HeaderListUnsubscribePost, "List-Unsubscribe=One-Click")
 	}

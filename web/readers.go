@@ -287,6 +287,7 @@ func (s *Server) mailConfirmation(m *subscribers.Mailing) {
 		// RFC 3834 section 5: sent by a program, not a person, so
 		// auto-responders leave it alone.
 		Headers: map[string]string{"Auto-Submitted": "auto-generated"},
+		DKIM:    s.DKIM,
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"newsletter/edition"
+	"newsletter/mailer"
 	"newsletter/subscribers"
 	"newsletter/templates"
 )
@@ -37,6 +38,8 @@ type Server struct {
 	// Outbox sends the confirmation emails, from From.
 	Outbox *Outbox
 	From   *mail.Address
+	// DKIM signs the confirmation mails when set.
+	DKIM *mailer.DKIM
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (NEWSLETTER_TRUSTED_PROXIES); from anyone else the
 	// header is ignored.

@@ -37,6 +37,7 @@ type config struct {
 	signupLimit    string
 	trustedProxies string
 
+	dkim     *mailer.DKIM    // nil: mail goes unsigned (the relay may sign)
 	smtp     mailer.Config   // the first relay: the primary
 	relays   []mailer.Config // every relay of SMTP_URL, in failover order
 	fromAddr *mail.Address
@@ -66,6 +67,11 @@ const (
 	envTrustedProxies = "NEWSLETTER_TRUSTED_PROXIES"
 	// The secret has no flag: a flag would show it in `ps` to every user.
 	envSecret = "NEWSLETTER_SECRET"
+	// DKIM signing (with NEWSLETTER_FROM): the private key's file, the
+	// selector, and the signing domain (default: the sender's).
+	envDKIMKeyFile  = "NEWSLETTER_DKIM_KEY_FILE"
+	envDKIMSelector = "NEWSLETTER_DKIM_SELECTOR"
+	envDKIMDomain   = "NEWSLETTER_DKIM_DOMAIN"
 )
 
 func newConfig(fs *flag.FlagSet, needs ...string) *config {
@@ -148,6 +154,9 @@ func (c *config) load(log *slog.Logger) error {
 			return fmt.Errorf("%s %q is not an address like 'London Daily <newsletter@example.com>'", envFrom, c.from)
 		}
 		c.fromAddr = a
+		if err := c.loadDKIM(); err != nil {
+			return err
+		}
 	}
 	if c.need[envBaseURL] {
 		env(&c.baseURL, envBaseURL)
@@ -305,4 +314,32 @@ func parseRate(s string) (int, time.Duration, error) {
 		return 0, 0, fmt.Errorf("bad period")
 	}
 	return count, d, nil
+}
+
+// loadDKIM reads the DKIM key when NEWSLETTER_DKIM_KEY_FILE is set: every
+// message, newsletter and confirmation alike, is then signed.
+func (c *config) loadDKIM() error {
+	file, selector, domain := os.Getenv(envDKIMKeyFile), os.Getenv(envDKIMSelector), os.Getenv(envDKIMDomain)
+	if file == "" {
+		if selector != "" || domain != "" {
+			return fmt.Errorf("%s is set but %s is not: point it at the DKIM private key (PEM), or unset the DKIM settings", envDKIMSelector+"/"+envDKIMDomain, envDKIMKeyFile)
+		}
+		return nil
+	}
+	if selector == "" {
+		return fmt.Errorf("%s is set but %s is not: set it to the selector whose public key is published at <selector>._domainkey.<domain>", envDKIMKeyFile, envDKIMSelector)
+	}
+	if domain == "" {
+		domain = c.fromDomain()
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("%s: %w", envDKIMKeyFile, err)
+	}
+	d, err := mailer.NewDKIM(domain, selector, pem)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", envDKIMKeyFile, file, err)
+	}
+	c.dkim = d
+	return nil
 }

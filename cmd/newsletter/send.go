@@ -256,6 +256,7 @@ func composer(c *config, tpl *templates.Set, ed *edition.Edition, subs *subscrib
 		ListID:            c.listIDHeader(ed.Site.Name),
 		UnsubscribeMailto: c.unsubscribeMailto(),
 		UnsubscribeURL:    func(uuid string) string { return subs.UnsubscribeURL(c.baseURL, uuid) },
+		DKIM:              c.dkim,
 	}, nil
 }
 

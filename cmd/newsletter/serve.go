@@ -57,6 +57,7 @@ func cmdServe(ctx context.Context, e *env) error {
 		Log:            e.log,
 		Outbox:         outbox,
 		From:           c.fromAddr,
+		DKIM:           c.dkim,
 		TrustedProxies: c.proxies,
 		IPLimit:        c.ipLimit,
 	}

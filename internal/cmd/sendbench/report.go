@@ -327,7 +327,37 @@ func (p *report) targets() {
 			fmt.Fprintf(p.w, "  enqueue of 1M: %.2f s, target < 10: %s\n", s, verdict(s < 10))
 		}
 	}
-	fmt.Fprintf(p.w, "  DKIM: not measured: there is no signing yet; once there is, compare with and without it in one run with -variant\n")
+	p.dkimLine()
+}
+
+// dkimLine compares the CPU per message of the runs signed with DKIM
+// (variant dkim) with the same runs unsigned, at each size measured.
+func (p *report) dkimLine() {
+	byVariant := map[string]map[int][]result{}
+	for _, r := range p.runs {
+		if r.Kind != "newsletter" || r.Delay != 0 || (r.Variant != "" && r.Variant != "dkim") {
+			continue
+		}
+		if byVariant[r.Variant] == nil {
+			byVariant[r.Variant] = map[int][]result{}
+		}
+		byVariant[r.Variant][r.Size] = append(byVariant[r.Variant][r.Size], r)
+	}
+	if len(byVariant["dkim"]) == 0 {
+		fmt.Fprintf(p.w, "  DKIM: not measured in this run (-dkim compares signing and not signing)\n")
+		return
+	}
+	for size, signed := range byVariant["dkim"] {
+		plain := byVariant[""][size]
+		if len(plain) == 0 {
+			continue
+		}
+		cpu := func(rs []result) float64 { return median(rs, func(r result) float64 { return r.totalUS() }) }
+		client := func(rs []result) float64 { return median(rs, func(r result) float64 { return r.clientUS() }) }
+		rate := func(rs []result) float64 { return median(rs, func(r result) float64 { return r.rate() }) }
+		fmt.Fprintf(p.w, "  DKIM (RSA-2048) at %d: %s µs/msg newsletter+postgres signed, %s unsigned (newsletter alone %s vs %s); %.0f vs %.0f msgs/s\n",
+			size, us(cpu(signed)), us(cpu(plain)), us(client(signed)), us(client(plain)), rate(signed), rate(plain))
+	}
 }
 
 func median(rs []result, f func(result) float64) float64 {
