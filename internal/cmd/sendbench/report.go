@@ -306,12 +306,16 @@ func (p *report) targets() {
 			for _, r := range rs {
 				rss = max(rss, r.MaxRSSKiB)
 			}
-			if size == 100000 && rs[0].pgKnown {
+			// The CPU and rate targets are for sending as such; a signed
+			// send is compared with an unsigned one below (dkimLine).
+			signed := rs[0].Variant == "dkim"
+			if size == 100000 && rs[0].pgKnown && !signed {
 				fmt.Fprintf(p.w, "  CPU per message at 100k (%s): %s µs newsletter+postgres, target <= 250: %s\n", name, us(total), verdict(total <= 250))
 			}
-			if size == 100000 && len(ratios) > 0 {
+			if size == 100000 && len(ratios) > 0 && !signed {
 				v := medianOf(ratios)
-				fmt.Fprintf(p.w, "  rate at 100k (%s): %.0f%% of the baseline's, target >= 75%%: %s\n", name, 100*v, verdict(v >= 0.75))
+				fmt.Fprintf(p.w, "  rate at 100k (%s): %.0f%% of the baseline's (rounds from %.0f%% to %.0f%%), target >= 75%%: %s\n",
+					name, 100*v, 100*slices.Min(ratios), 100*slices.Max(ratios), verdict(v >= 0.75))
 			}
 			if size == 1000000 {
 				fmt.Fprintf(p.w, "  peak RSS at 1M (%s): %.1f MB, target < 100: %s\n", name, float64(rss)/1024, verdict(rss < 100*1024))
