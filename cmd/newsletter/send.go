@@ -60,10 +60,12 @@ func (w *workerFlags) worker(c *config, db *sqlx.DB, comp *delivery.Composer, lo
 	if err != nil {
 		return nil, err
 	}
-	// Each connection's goroutine talks to the database between groups;
-	// with database/sql's default of 2 idle connections the others were
-	// closed and reopened all the time, a new PostgreSQL backend each.
-	db.SetMaxIdleConns(max(4, w.conns+2))
+	// Each connection leases between batches and writes a group's results
+	// while it sends the next, so up to two database connections per SMTP
+	// connection are busy at once; with database/sql's default of 2 idle
+	// connections the others were closed and reopened all the time, a new
+	// PostgreSQL backend (and its prepared statements) each.
+	db.SetMaxIdleConns(max(4, 2*w.conns+2))
 	dial := delivery.SMTPDialer(c.relays, comp)
 	if w.transport == "bulk" {
 		prep, err := comp.Prepare()
