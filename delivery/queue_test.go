@@ -321,3 +321,32 @@ func TestReferencedRowsCannotBeDeleted(t *testing.T) {
 		t.Errorf("deleting a subscriber without deliveries: %v", err)
 	}
 }
+
+// Pending counts what is queued and what is leased, and tells when the
+// earliest queued one is due; finished deliveries don't count.
+func TestPendingCountsQueuedAndLeased(t *testing.T) {
+	f := newFixture(t, 4)
+	ctx := context.Background()
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
+		t.Fatal(err)
+	}
+	jobs := leaseAll(t, f.q, f.edition, "w")
+	retryAt := time.Now().Add(time.Hour).Round(time.Millisecond)
+	// One sent, one retry in an hour, two still leased.
+	if _, err := f.q.Record(ctx, "w", []delivery.Result{
+		{ID: jobs[0].ID, SubscriberID: jobs[0].SubscriberID, Status: delivery.Sent, Code: 250},
+		{ID: jobs[1].ID, SubscriberID: jobs[1].SubscriberID, Status: delivery.Queued, NextAttempt: retryAt, Code: 451},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n, next, err := f.q.Pending(ctx, f.edition)
+	if err != nil || n != 3 || !next.Equal(retryAt) {
+		t.Fatalf("Pending = %d, %v, %v; want 3, %v", n, next, err, retryAt)
+	}
+	if err := f.q.Release(ctx, "w", []int64{jobs[2].ID, jobs[3].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if n, next, _ = f.q.Pending(ctx, f.edition); n != 3 || time.Until(next) > time.Minute {
+		t.Fatalf("after release: %d pending, next %v; want 3, due now", n, next)
+	}
+}

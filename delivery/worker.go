@@ -85,6 +85,7 @@ type Worker struct {
 	failStreak atomic.Int64
 	dialStreak atomic.Int64
 	paused     atomic.Bool
+	polling    atomic.Bool  // an idle connection is looking at the database (see conn.idle)
 	cursor     atomic.Int64 // the highest id leased in this pass (see Queue.Lease)
 }
 
@@ -299,47 +300,75 @@ func (c *conn) run(ctx context.Context) (err error) {
 
 // idle waits until a queued delivery is due (retries not due yet, leases
 // held by other connections), and reports done when nothing of the edition
-// is left. While everything left is leased elsewhere it only counts, once
-// per poll or wake-up: a lease attempt each time would scan the queue.
+// is left. One idle connection of the Worker looks at the database, once per
+// poll or wake-up, for all of them; the others wait for its word (each
+// connection looking on its own made 32 connections send 59 counts of what
+// was left, which cost PostgreSQL more than the last 10% of the sending).
+// Looking only counts: a lease attempt each time would scan the queue.
 func (c *conn) idle(ctx context.Context) (bool, error) {
 	for {
-		wake := c.w.wakeChan() // before counting, so a change meanwhile wakes us
-		if _, err := c.w.Queue.Rescue(ctx); err != nil {
-			c.w.Log.Warn("rescue failed", "err", err)
-		}
-		if st, err := c.w.Editions.SendState(ctx, c.edition); err == nil && st.PausedAt != nil {
-			c.w.paused.Store(true)
-			return true, ErrPaused
-		}
-		pending, next, err := c.w.Queue.Pending(ctx, c.edition)
-		if err != nil {
-			if ctx.Err() != nil {
+		wake := c.w.wakeChan() // before looking, so a change meanwhile wakes us
+		if !c.w.polling.CompareAndSwap(false, true) {
+			if !waitFor(ctx, wake, c.w.Poll) {
 				return true, ctx.Err()
 			}
-			c.w.Log.Warn("count pending failed; retrying", "err", err)
-			pending = 1
+			continue
 		}
-		if pending == 0 {
-			return true, nil
+		done, due, d, err := c.look(ctx)
+		c.w.polling.Store(false)
+		if done || due {
+			c.w.broadcast() // the others look for themselves
+			return done, err
 		}
-		wait := c.w.Poll
-		if !next.IsZero() {
-			d := time.Until(next)
-			if d <= 0 {
-				return false, nil // something is due: lease it
-			}
-			wait = min(wait, max(d, 10*time.Millisecond))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !waitFor(ctx, wake, d) {
 			return true, ctx.Err()
-		case <-t.C:
-		case <-wake:
-			t.Stop()
 		}
 	}
+}
+
+// look rescues expired leases and tells whether the edition is done (or
+// paused: err), whether a queued delivery is due, and else how long to wait.
+func (c *conn) look(ctx context.Context) (done, due bool, d time.Duration, err error) {
+	if _, err := c.w.Queue.Rescue(ctx); err != nil {
+		c.w.Log.Warn("rescue failed", "err", err)
+	}
+	if st, err := c.w.Editions.SendState(ctx, c.edition); err == nil && st.PausedAt != nil {
+		c.w.paused.Store(true)
+		return true, false, 0, ErrPaused
+	}
+	pending, next, err := c.w.Queue.Pending(ctx, c.edition)
+	if err != nil {
+		if ctx.Err() != nil {
+			return true, false, 0, ctx.Err()
+		}
+		c.w.Log.Warn("count pending failed; retrying", "err", err)
+		pending = 1
+	}
+	if pending == 0 {
+		return true, false, 0, nil
+	}
+	d = c.w.Poll
+	if !next.IsZero() {
+		until := time.Until(next)
+		if until <= 0 {
+			return false, true, 0, nil // something is due: lease it
+		}
+		d = min(d, max(until, 10*time.Millisecond))
+	}
+	return false, false, d, nil
+}
+
+// waitFor waits for d, a wake-up or the end of ctx (false).
+func waitFor(ctx context.Context, wake <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-wake:
+	}
+	return true
 }
 
 // work sends one leased batch a group at a time, recording each group.
