@@ -674,16 +674,10 @@ func (w *Worker) backoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * (0.75 + rand.Float64()/2))
 }
 
+// sleep waits for d or the end of ctx (false).
 func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return waitFor(ctx, nil, d) // a nil channel never wakes
 }
