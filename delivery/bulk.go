@@ -73,7 +73,7 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
 			out[i] = Outcome{Permanent: true, Reply: "build message: " + err.Error()}
 			continue
 		}
-		m.envs = append(m.envs, mailer.Envelope{From: m.from, To: j.Email, Parts: msg.Data})
+		m.envs = append(m.envs, mailer.Envelope{From: m.from, To: j.Email, Data: msg.Data})
 		m.index = append(m.index, i)
 	}
 	if cap(m.results) < len(m.envs) {

@@ -31,25 +31,19 @@ type Envelope struct {
 	From string // MAIL FROM reverse-path without brackets; "" is the null path
 	To   string // RCPT TO forward-path without brackets
 	// Data is the message, CRLF line endings, already dot-stuffed (RFC 5321
-	// section 4.5.2) and without the final ".\r\n": what
-	// Prepared.AppendMessage writes. Send checks the stuffing and refuses a
-	// message with a line that starts with a single ".", which would end the
-	// data early and have the rest read as commands.
-	Data []byte
-	// Parts, when set, is the data in pieces (Parts.Data of
-	// Prepared.AppendParts), in place of Data, so that a message need not
-	// be put together before it is written. The same rules apply to their
-	// concatenation.
-	Parts [][]byte
+	// section 4.5.2) and without the final ".\r\n", in pieces written in
+	// order (Parts.Data of Prepared.AppendParts: the edition's shared chunks
+	// and the recipient's lines, never put together), or in one. Send
+	// checks the stuffing and refuses a message with a line that starts
+	// with a single ".", which would end the data early and have the rest
+	// read as commands.
+	Data [][]byte
 }
 
 // size is the length of the message data.
 func (e *Envelope) size() int {
-	if e.Parts == nil {
-		return len(e.Data)
-	}
 	n := 0
-	for _, p := range e.Parts {
+	for _, p := range e.Data {
 		n += len(p)
 	}
 	return n
@@ -621,46 +615,23 @@ func (c *BulkConn) checkEnvelope(e *Envelope) *Error {
 	if c.ext.Size > 0 && int64(size) > c.ext.Size {
 		return bad("message of %d bytes exceeds the server's limit of %d (RFC 1870)", size, c.ext.Size)
 	}
-	if !dotStuffedParts(e.Data, e.Parts) {
+	if !dotStuffed(e.Data) {
 		return bad("message data is not dot-stuffed (RFC 5321 section 4.5.2)")
 	}
 	return nil
 }
 
-// dotStuffed reports whether every line of data that starts with "." starts
-// with ".." (RFC 5321 section 4.5.2). An unstuffed line "." would end the data
-// early and have the server read the rest as commands; checking costs a few
-// microseconds per message. It looks at each "." (IndexByte, vectorised)
-// rather than each line start: dots are rarer than line breaks in mail, so
-// this is about four times faster than searching for "\n.".
-func dotStuffed(data []byte) bool {
-	for i := 0; ; i++ {
-		j := bytes.IndexByte(data[i:], '.')
-		if j < 0 {
-			return true
-		}
-		i += j
-		// A bare CR counts as a line break too: some servers take one
-		// as such (the "SMTP smuggling" ambiguity), and RFC 5321
-		// section 2.3.8 doesn't allow it in data anyway.
-		if i == 0 || data[i-1] == '\n' || data[i-1] == '\r' {
-			if i+1 >= len(data) || data[i+1] != '.' {
-				return false
-			}
-			i++
-		}
-	}
-}
-
-// dotStuffedParts is dotStuffed over data, or over the concatenation of
-// parts when parts is set, without concatenating them.
-func dotStuffedParts(data []byte, parts [][]byte) bool {
-	if parts == nil {
-		return dotStuffed(data)
-	}
+// dotStuffed reports whether every line of the data, in pieces, that starts
+// with "." starts with ".." (RFC 5321 section 4.5.2). An unstuffed line "."
+// would end the data early and have the server read the rest as commands;
+// checking costs a few microseconds per message. It looks at each "."
+// (IndexByte, vectorised) rather than each line start: dots are rarer than
+// line breaks in mail, so this is about four times faster than searching
+// for "\n.". A line may start in one piece and go on in the next.
+func dotStuffed(data [][]byte) bool {
 	prev := byte('\n') // the message starts a line
-	needDot := false   // the previous part ended with a "." that starts a line
-	for _, p := range parts {
+	needDot := false   // the previous piece ended with a "." that starts a line
+	for _, p := range data {
 		if len(p) == 0 {
 			continue
 		}
@@ -681,6 +652,9 @@ func dotStuffedParts(data []byte, parts [][]byte) bool {
 			if i > 0 {
 				before = p[i-1]
 			}
+			// A bare CR counts as a line break too: some servers take
+			// one as such (the "SMTP smuggling" ambiguity), and RFC 5321
+			// section 2.3.8 doesn't allow it in data anyway.
 			if before == '\n' || before == '\r' {
 				if i+1 >= len(p) {
 					needDot = true
@@ -767,11 +741,8 @@ func isASCII(s string) bool {
 // writeData writes the message and the end of data, "<CRLF>.<CRLF>" (RFC 5321
 // section 4.1.1.4), adding the CRLF if the data lacks it.
 func (c *BulkConn) writeData(e *Envelope) {
-	last := e.Data
-	if e.Parts == nil {
-		c.bw.write(e.Data)
-	}
-	for _, p := range e.Parts {
+	var last []byte
+	for _, p := range e.Data {
 		c.bw.write(p)
 		if len(p) > 0 {
 			last = p

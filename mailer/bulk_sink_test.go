@@ -149,7 +149,7 @@ func sendPrepared(t testing.TB, c *BulkConn, r *templates.Rendered, n int) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			envs[j] = Envelope{From: bounceAddr, To: to, Data: bufs[j]}
+			envs[j] = Envelope{From: bounceAddr, To: to, Data: [][]byte{bufs[j]}}
 		}
 		c.Send(context.Background(), envs[:k], results[:k])
 		for j, res := range results[:k] {
@@ -255,7 +255,7 @@ func TestBulkSmtpSinkByteIdentical(t *testing.T) {
 		}
 		seen[i] = true
 		got := strings.Join(body[:len(body)-1], "\r\n") + "\r\n"
-		if want := string(unstuff(t, envs[i].Data)); got != want {
+		if want := string(unstuff(t, bytes.Join(envs[i].Data, nil))); got != want {
 			t.Errorf("message %d as smtp-sink received it differs:\n%s", i, firstDiff(want, got))
 		}
 	}
@@ -348,7 +348,7 @@ func BenchmarkBulkSend(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				envs[j] = Envelope{From: bounceAddr, To: "zoe+news@example.com", Data: bufs[j]}
+				envs[j] = Envelope{From: bounceAddr, To: "zoe+news@example.com", Data: [][]byte{bufs[j]}}
 				bytes += int64(len(bufs[j]))
 			}
 			c.Send(context.Background(), envs[:k], results[:k])

@@ -43,7 +43,7 @@ func envelopes(t testing.TB, r *templates.Rendered, n int, rcpt func(i int) stri
 		if err != nil {
 			t.Fatal(err)
 		}
-		envs[i] = Envelope{From: bounceAddr, To: to, Data: data}
+		envs[i] = Envelope{From: bounceAddr, To: to, Data: [][]byte{data}}
 	}
 	return envs
 }
@@ -79,7 +79,7 @@ func checkAccepted(t *testing.T, got []smtptest.Message, envs []Envelope, result
 		if m.From != envs[i].From {
 			t.Errorf("message %d: MAIL FROM %q", i, m.From)
 		}
-		if want := unstuff(t, envs[i].Data); !bytes.Equal(m.Data, want) {
+		if want := unstuff(t, bytes.Join(envs[i].Data, nil)); !bytes.Equal(m.Data, want) {
 			t.Errorf("message %d differs from what was prepared:\n%s", i, firstDiff(string(want), string(m.Data)))
 		}
 	}
@@ -377,10 +377,10 @@ func TestBulkRefusesBadEnvelopes(t *testing.T) {
 		{From: good.From, To: "x@example.org>\r\nRCPT TO:<evil@example.org", Data: good.Data},
 		{From: "a b@example.org", To: "y@example.org", Data: good.Data},
 		{From: good.From, To: "", Data: good.Data},
-		{From: good.From, To: "z@example.org", Data: []byte("Subject: x\r\n\r\n.\r\nMAIL FROM:<evil@example.org>\r\n")},
-		{From: good.From, To: "z@example.org", Data: []byte(".unstuffed first line\r\n")},
+		{From: good.From, To: "z@example.org", Data: [][]byte{[]byte("Subject: x\r\n\r\n.\r\nMAIL FROM:<evil@example.org>\r\n")}},
+		{From: good.From, To: "z@example.org", Data: [][]byte{[]byte(".unstuffed first line\r\n")}},
 		{From: good.From, To: "z@example.org", Data: nil},
-		{From: good.From, To: "ok2@example.org", Data: []byte("Subject: x\r\n\r\n..stuffed\r\nno final CRLF")},
+		{From: good.From, To: "ok2@example.org", Data: [][]byte{[]byte("Subject: x\r\n\r\n..stuffed\r\nno final CRLF")}},
 	}
 	results := make([]Result, len(cases))
 	c.Send(context.Background(), cases, results)
@@ -702,7 +702,7 @@ func TestBulkMultiLineRepliesAndSingleDot(t *testing.T) {
 	}
 	// The rejected message got a lone dot (an empty message), then RSET.
 	cmds := strings.Join(s.commands(), "|")
-	size := fmt.Sprint(len(envs[1].Data))
+	size := fmt.Sprint(envs[1].size())
 	want := "MAIL FROM:<" + bounceAddr + "> SIZE=" + size + "|RCPT TO:<gone@example.org>|DATA|<data 0 bytes>|RSET|MAIL FROM:"
 	if !strings.Contains(cmds, want) {
 		t.Errorf("command sequence %s\nlacks %s", cmds, want)
@@ -766,7 +766,7 @@ func TestBulkLockStepWithoutPipelining(t *testing.T) {
 			t.Errorf("server got %d messages", msgs)
 		}
 		for i, m := range s.msgs {
-			want := envs[[]int{0, 2, 3}[i]].Data
+			want := bytes.Join(envs[[]int{0, 2, 3}[i]].Data, nil)
 			if !bytes.Equal(m, unstuff(t, want)) {
 				t.Errorf("message %d differs", i)
 			}
@@ -845,7 +845,7 @@ func TestDotStuffed(t *testing.T) {
 		"a\r\n.":                  false,
 		"a\r\n..":                 true,
 	} {
-		if got := dotStuffed([]byte(data)); got != want {
+		if got := dotStuffed([][]byte{[]byte(data)}); got != want {
 			t.Errorf("dotStuffed(%q) = %v", data, got)
 		}
 	}
@@ -856,7 +856,7 @@ func TestDotStuffed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !dotStuffed(data) {
+		if !dotStuffed([][]byte{data}) {
 			t.Errorf("Prepared output for %q is not stuffed", rc.Name)
 		}
 	}

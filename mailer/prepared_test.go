@@ -703,7 +703,7 @@ func FuzzPrepared(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !dotStuffed(raw) {
+		if !dotStuffed([][]byte{raw}) {
 			t.Fatal("output is not dot-stuffed")
 		}
 		checkAgainstBuild(t, p, in, r, rc)
