@@ -41,6 +41,11 @@ type Message struct {
 	Headers map[string]string
 	// DKIM, when set, signs the message (see DKIM).
 	DKIM *DKIM
+	// Transactional marks a message one person asked for (a confirmation
+	// link), not the newsletter: it goes without the bulk-mail fields
+	// (Precedence, X-Auto-Response-Suppress); Headers can say
+	// Auto-Submitted instead (RFC 3834 section 5).
+	Transactional bool
 }
 
 // Limits that keep every header line within RFC 5322 section 2.1.1 (998 octets
@@ -123,7 +128,9 @@ func Build(m Message) (*gomail.Msg, error) {
 	// auto-responders quiet (RFC 3834 section 2 asks responders not to answer
 	// list/bulk mail; Precedence itself is a de-facto convention, Exchange
 	// honours X-Auto-Response-Suppress). It does not affect Gmail filtering.
-	msg.SetBulk()
+	if !m.Transactional {
+		msg.SetBulk()
+	}
 	for _, h := range p.extra {
 		// go-mail RFC 2047-encodes non-ASCII values and folds at spaces.
 		msg.SetGenHeader(gomail.Header(h.key), h.val)

@@ -315,3 +315,22 @@ func BenchmarkBuildAndWrite(b *testing.B) {
 		}
 	}
 }
+
+// A transactional message (a confirmation) is not marked as bulk mail; the
+// newsletter is.
+func TestTransactionalIsNotBulk(t *testing.T) {
+	m := sampleMessage()
+	m.UnsubscribeURL, m.UnsubscribeMailto, m.ListID = "", "", ""
+	m.Transactional = true
+	h, err := mail.ReadMessage(bytes.NewReader(render(t, m)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := h.Header.Get("Precedence") + h.Header.Get("X-Auto-Response-Suppress"); v != "" {
+		t.Errorf("transactional message marked as bulk: %q", v)
+	}
+	m.Transactional = false
+	if h, _ = mail.ReadMessage(bytes.NewReader(render(t, m))); h.Header.Get("Precedence") != "bulk" {
+		t.Errorf("newsletter Precedence = %q, want bulk", h.Header.Get("Precedence"))
+	}
+}

@@ -286,8 +286,9 @@ func (s *Server) mailConfirmation(m *subscribers.Mailing) {
 		HTML:    msg.HTML,
 		// RFC 3834 section 5: sent by a program, not a person, so
 		// auto-responders leave it alone.
-		Headers: map[string]string{"Auto-Submitted": "auto-generated"},
-		DKIM:    s.DKIM,
+		Headers:       map[string]string{"Auto-Submitted": "auto-generated"},
+		DKIM:          s.DKIM,
+		Transactional: true,
 	})
 }
 
