@@ -99,7 +99,7 @@ func newDatabase(testName string) (string, error) {
 		if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
 			return "", fmt.Errorf("create template database: %w", err)
 		}
-		tdb, err := sqlx.Open("postgres", withDB(adminURL, name))
+		tdb, err := sqlx.Open("postgres", DatabaseURL(adminURL, name))
 		if err != nil {
 			return "", err
 		}
@@ -114,7 +114,7 @@ func newDatabase(testName string) (string, error) {
 	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name+` TEMPLATE `+template); err != nil {
 		return "", fmt.Errorf("create test database: %w", err)
 	}
-	return withDB(adminURL, name), nil
+	return DatabaseURL(adminURL, name), nil
 }
 
 // ensureServer is called with mu held.
@@ -189,7 +189,7 @@ func NewCluster() (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -240,7 +240,9 @@ func BinDir() (string, error) {
 	return "", fmt.Errorf("no PostgreSQL server binaries (initdb) found: set DATABASE_URL, or install them with: apt-get install postgresql")
 }
 
-func freePort() (int, error) {
+// FreePort finds a free TCP port on the loopback interface, for a server
+// about to be started (a cluster here, or smtp-sink in the benchmark).
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
@@ -249,7 +251,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func withDB(raw, name string) string {
+// DatabaseURL is the server URL raw with its database set to name.
+func DatabaseURL(raw, name string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return raw

@@ -101,7 +101,7 @@ func prepare(ctx context.Context, srv *server, nl *newsletterBin, n int, edition
 		return nil, fmt.Errorf("open admin connection: %w", err)
 	}
 	defer admin.Close()
-	b := &bench{n: n, url: withDB(srv.adminURL, name), nl: nl, editionFile: editionFile, siteURL: siteURL}
+	b := &bench{n: n, url: pgtest.DatabaseURL(srv.adminURL, name), nl: nl, editionFile: editionFile, siteURL: siteURL}
 	if b.reusable(ctx, admin, name) {
 		return b, b.load(ctx)
 	}
@@ -290,15 +290,6 @@ func (b *bench) close() {
 	if b.db != nil {
 		b.db.Close()
 	}
-}
-
-func withDB(raw, name string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // redact hides a password in a URL for messages.

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"newsletter/internal/pgtest"
 )
 
 // sink is a running Postfix smtp-sink: it accepts every message, advertises
@@ -32,7 +34,7 @@ func startSink(ctx context.Context, bin, logPath string) (*sink, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("smtp-sink: %w (Debian: echo \"postfix postfix/main_mailer_type select No configuration\" | debconf-set-selections; apt-get install -y --no-install-recommends postfix)", err)
 	}
-	port, err := freePort()
+	port, err := pgtest.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -108,15 +110,6 @@ func waitListening(ctx context.Context, addr string, exited <-chan struct{}, lim
 			return fmt.Errorf("not listening after %s: %w", limit, err)
 		}
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // delayProxy stands for a relay in another region. smtp-sink's own delays
