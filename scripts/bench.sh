@@ -15,7 +15,7 @@
 #                 `make bench` near 30 minutes, DKIM runs included, however slow)
 #   BENCH_REPEAT  rounds per size up to 100k (default 2; 1M runs one)
 #   BENCH_ARGS    more sendbench flags (default -dkim: each newsletter run also signed
-#                 with DKIM, RSA-2048), e.g. "-variant bulk:NEWSLETTER_TRANSPORT=bulk -perf"
+#                 with DKIM, RSA-2048), e.g. "-variant batch100:NEWSLETTER_BATCH=100 -perf"
 #   DATABASE_URL  use this server (databases sendbench_<n> are created on it)
 #                 instead of a throwaway cluster
 # `go run ./internal/cmd/sendbench -h` lists every flag.
