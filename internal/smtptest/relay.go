@@ -4,7 +4,22 @@ import (
 	"fmt"
 	"net"
 	"net/smtp"
+	"time"
 )
+
+// relay forwards m to a plain SMTP server with the standard library client. A fixed
+// deadline keeps a dead relay from blocking the catcher forever.
+func relay(addr string, m Message) error {
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("dialing relay %s: %w", addr, err)
+	}
+	if err := conn.SetDeadline(time.Now().Add(time.Minute)); err != nil {
+		conn.Close()
+		return fmt.Errorf("setting relay deadline: %w", err)
+	}
+	return relayOn(conn, addr, m)
+}
 
 // relayOn delivers m over an already connected conn using net/smtp. No STARTTLS and
 // no AUTH: the relay target is a local development catcher such as Mailpit.
