@@ -21,9 +21,6 @@ type Cleaned struct{ rc Recipient }
 // white space to collapse.
 func Clean(rc Recipient) Cleaned { return Cleaned{cleanRecipient(rc)} }
 
-// Recipient returns the cleaned values.
-func (c Cleaned) Recipient() Recipient { return c.rc }
-
 // Parts returns the HTML and the plain-text part of r.
 func (r *Rendered) Parts() (html, text Part) { return Part{&r.html}, Part{&r.text} }
 

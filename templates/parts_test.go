@@ -63,7 +63,7 @@ func TestZeroPart(t *testing.T) {
 
 func TestCleanedMatchesSplicing(t *testing.T) {
 	for _, rc := range awkward {
-		if got, want := Clean(rc).Recipient(), cleanRecipient(rc); got != want {
+		if got, want := Clean(rc).rc, cleanRecipient(rc); got != want {
 			t.Errorf("Clean(%q) = %+v, want %+v", rc.Name, got, want)
 		}
 	}

@@ -103,11 +103,10 @@ const (
 // Rendered is an edition rendered once, ready to be personalised for each
 // recipient. It is immutable, so any number of goroutines may use it at once.
 type Rendered struct {
-	subject   string
-	preheader string
-	html      spliced
-	text      spliced
-	nonce     string // this render's marker nonce; tests check it varies
+	subject string
+	html    spliced
+	text    spliced
+	nonce   string // this render's marker nonce; tests check it varies
 }
 
 // spliced is a rendered part cut at its splice points: lits[0], hole 0,
@@ -126,35 +125,12 @@ type hole struct {
 // Subject is the Subject header text: subject.txt on one line.
 func (r *Rendered) Subject() string { return r.subject }
 
-// Preheader is the inbox preview text also hidden at the top of the HTML.
-func (r *Rendered) Preheader() string { return r.preheader }
-
 // HTML is the HTML part for rc.
 func (r *Rendered) HTML(rc Recipient) string { return r.html.string(cleanRecipient(rc)) }
 
 // Text is the plain-text part for rc. Lines end in "\n"; the mailer turns
 // them into CRLF.
 func (r *Rendered) Text(rc Recipient) string { return r.text.string(cleanRecipient(rc)) }
-
-// AppendHTML appends the HTML part for rc to dst, so a sender can reuse one
-// buffer for every recipient.
-func (r *Rendered) AppendHTML(dst []byte, rc Recipient) []byte {
-	return r.html.append(dst, cleanRecipient(rc))
-}
-
-// AppendText appends the plain-text part for rc to dst.
-func (r *Rendered) AppendText(dst []byte, rc Recipient) []byte {
-	return r.text.append(dst, cleanRecipient(rc))
-}
-
-func (s *spliced) append(dst []byte, rc Recipient) []byte {
-	dst = append(dst, s.lits[0]...)
-	for i, h := range s.holes {
-		dst = appendField(dst, rc, h)
-		dst = append(dst, s.lits[i+1]...)
-	}
-	return dst
-}
 
 // string is append into a string of exactly the right size: the values are
 // escaped first, into a buffer that usually stays on the stack, so that the
@@ -225,13 +201,6 @@ func cleanRecipient(rc Recipient) Recipient {
 		Email:          clean(rc.Email, 0),
 		UnsubscribeURL: clean(rc.UnsubscribeURL, 0),
 	}
-}
-
-// recipientFields is rc as a template executed with the real values would
-// see it; the tests render with it to check the splicing.
-func recipientFields(rc Recipient) RecipientFields {
-	rc = cleanRecipient(rc)
-	return RecipientFields{Name: rc.Name, Email: rc.Email, UnsubscribeURL: rc.UnsubscribeURL, Greeting: greeting(rc.Name)}
 }
 
 // clean collapses whitespace runs to one space, trims, and cuts s to at most
@@ -307,7 +276,7 @@ func (s *Set) RenderEdition(e *edition.Edition, d EditionData) (*Rendered, error
 	set(&markers, "")
 	set(&probes, probe)
 
-	r := &Rendered{preheader: v.Preheader, nonce: nonce}
+	r := &Rendered{nonce: nonce}
 
 	var buf bytes.Buffer
 	v.Recipient = markers

@@ -134,10 +134,10 @@ func TestDemoHTML(t *testing.T) {
 	if pre == nil {
 		t.Fatal("no hidden preheader")
 	}
-	if pre[1] != r.Preheader() || !strings.HasPrefix(pre[1], "Russia and Belarus flexed their military might") {
-		t.Errorf("preheader %q (Preheader() %q)", pre[1], r.Preheader())
+	if pre[1] != preheader(&e.Lead) || !strings.HasPrefix(pre[1], "Russia and Belarus flexed their military might") {
+		t.Errorf("preheader %q (want %q)", pre[1], preheader(&e.Lead))
 	}
-	if n := utf8.RuneCountInString(r.Preheader()); n > preheaderLen+1 || n < preheaderLen/2 {
+	if n := utf8.RuneCountInString(pre[1]); n > preheaderLen+1 || n < preheaderLen/2 {
 		t.Errorf("preheader is %d runes", n)
 	}
 
@@ -532,7 +532,7 @@ func TestDefaultsAreOverridable(t *testing.T) {
 	// Copying every built-in file into an override directory is the
 	// documented way to start customising, so it must load.
 	dir := t.TempDir()
-	if err := os.CopyFS(dir, Defaults()); err != nil {
+	if err := os.CopyFS(dir, embedded); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Load(dir)
