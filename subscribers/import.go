@@ -109,16 +109,45 @@ SELECT
 // reported with its line number, and then nothing is stored. defaultStatus
 // applies to rows without a status.
 func (s *Store) Import(ctx context.Context, r io.Reader, defaultStatus Status) (ImportResult, error) {
-	var res ImportResult
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
+	cols, err := readHeader(cr)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("import: begin: %w", err)
+	}
+	defer tx.Rollback()
+	im := &importer{store: s, tx: tx, cols: cols, defaultStatus: defaultStatus, seen: map[string]int{}}
+	if err := im.readRows(ctx, cr); err != nil {
+		return im.res, err
+	}
+	if err := im.flush(ctx); err != nil {
+		return im.res, err
+	}
+	if len(im.bad) > 0 {
+		return ImportResult{}, &ImportError{Rows: im.bad}
+	}
+	if im.res.Rows == 0 {
+		return im.res, fmt.Errorf("import: the file has a header but no rows")
+	}
+	if err := tx.Commit(); err != nil {
+		return ImportResult{}, fmt.Errorf("import: commit: %w", err)
+	}
+	return im.res, nil
+}
+
+// readHeader reads the header row and returns each column's index.
+func readHeader(cr *csv.Reader) (map[string]int, error) {
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return res, fmt.Errorf("import: the file is empty; want a CSV with a header row naming an email column")
+		return nil, fmt.Errorf("import: the file is empty; want a CSV with a header row naming an email column")
 	}
 	if err != nil {
-		return res, fmt.Errorf("import: read header: %w", err)
+		return nil, fmt.Errorf("import: read header: %w", err)
 	}
 	cols := map[string]int{}
 	for i, h := range header {
@@ -126,102 +155,111 @@ func (s *Store) Import(ctx context.Context, r io.Reader, defaultStatus Status) (
 		switch h {
 		case "email", "name", "status":
 			if _, dup := cols[h]; dup {
-				return res, fmt.Errorf("import: the header names column %q twice", h)
+				return nil, fmt.Errorf("import: the header names column %q twice", h)
 			}
 			cols[h] = i
 		default:
-			return res, fmt.Errorf("import: unknown column %q in the header; the columns are email (required), name and status", h)
+			return nil, fmt.Errorf("import: unknown column %q in the header; the columns are email (required), name and status", h)
 		}
 	}
 	if _, ok := cols["email"]; !ok {
-		return res, fmt.Errorf("import: the header row has no email column (found %q)", strings.Join(header, ","))
+		return nil, fmt.Errorf("import: the header row has no email column (found %q)", strings.Join(header, ","))
 	}
+	return cols, nil
+}
 
-	tx, err := s.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return res, fmt.Errorf("import: begin: %w", err)
-	}
-	defer tx.Rollback()
+// importer is one import under way: the rows read so far, in batches
+// stored as they fill while the file has no bad row.
+type importer struct {
+	store         *Store
+	tx            *sqlx.Tx
+	cols          map[string]int
+	defaultStatus Status
+	res           ImportResult
+	bad           []RowError
+	seen          map[string]int // lower-cased address -> line, to catch duplicates in the file
+	batch         importRows
+}
 
-	var bad []RowError
-	seen := map[string]int{} // lower-cased address -> line, to catch duplicates in the file
-	var batch importRows
-	flush := func() error {
-		if len(batch.email) == 0 || len(bad) > 0 {
-			batch = importRows{}
-			return nil
-		}
-		var c struct {
-			Added      int `db:"added"`
-			Updated    int `db:"updated"`
-			Kept       int `db:"kept"`
-			Suppressed int `db:"suppressed"`
-		}
-		if err := batch.upsert(ctx, tx, &c); err != nil {
-			return fmt.Errorf("import: store rows: %w", err)
-		}
-		res.Added += c.Added
-		res.Updated += c.Updated
-		res.KeptUnsubscribed += c.Kept
-		res.Suppressed += c.Suppressed
-		batch = importRows{}
-		return nil
-	}
+// readRows reads the data rows to the end of the file, or until
+// maxRowErrors bad ones.
+func (im *importer) readRows(ctx context.Context, cr *csv.Reader) error {
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				bad = append(bad, RowError{Line: pe.Line, Err: pe.Err})
-				if len(bad) >= maxRowErrors {
-					break
-				}
-				continue
+			if !errors.As(err, &pe) {
+				return fmt.Errorf("import: read: %w", err)
 			}
-			return res, fmt.Errorf("import: read: %w", err)
-		}
-		res.Rows++
-		email, name, status, err := parseRow(rec, cols, defaultStatus)
-		if err == nil {
-			key := strings.ToLower(email)
-			if prev, dup := seen[key]; dup {
-				err = fmt.Errorf("%s is already on line %d", email, prev)
-			} else {
-				seen[key] = line
+			if im.reject(pe.Line, pe.Err) {
+				return nil
 			}
+			continue
 		}
+		im.res.Rows++
+		email, name, status, err := im.row(rec, line)
 		if err != nil {
-			bad = append(bad, RowError{Line: line, Err: err})
-			if len(bad) >= maxRowErrors {
-				break
+			if im.reject(line, err) {
+				return nil
 			}
 			continue
 		}
 		id := newUUID()
-		batch.add(id, email, name, status, HashToken(s.Tokens.Unsubscribe(id)), s.Tokens.AddressHash(email))
-		if len(batch.email) >= importBatch {
-			if err := flush(); err != nil {
-				return res, err
+		im.batch.add(id, email, name, status, HashToken(im.store.Tokens.Unsubscribe(id)), im.store.Tokens.AddressHash(email))
+		if len(im.batch.email) >= importBatch {
+			if err := im.flush(ctx); err != nil {
+				return err
 			}
 		}
 	}
-	if err := flush(); err != nil {
-		return res, err
+}
+
+// row parses a data row (see parseRow), refusing an address the file
+// already had.
+func (im *importer) row(rec []string, line int) (email, name string, status Status, err error) {
+	email, name, status, err = parseRow(rec, im.cols, im.defaultStatus)
+	if err != nil {
+		return "", "", "", err
 	}
-	if len(bad) > 0 {
-		return ImportResult{}, &ImportError{Rows: bad}
+	key := strings.ToLower(email)
+	if prev, dup := im.seen[key]; dup {
+		return "", "", "", fmt.Errorf("%s is already on line %d", email, prev)
 	}
-	if res.Rows == 0 {
-		return res, fmt.Errorf("import: the file has a header but no rows")
+	im.seen[key] = line
+	return email, name, status, nil
+}
+
+// reject keeps a bad row, and says when there are enough to stop reading.
+func (im *importer) reject(line int, err error) (enough bool) {
+	im.bad = append(im.bad, RowError{Line: line, Err: err})
+	return len(im.bad) >= maxRowErrors
+}
+
+// flush stores the batch, unless the file has a bad row (then nothing will
+// be stored, and the batch is dropped).
+func (im *importer) flush(ctx context.Context) error {
+	defer func() { im.batch = importRows{} }()
+	if len(im.batch.email) == 0 || len(im.bad) > 0 {
+		return nil
 	}
-	if err := tx.Commit(); err != nil {
-		return ImportResult{}, fmt.Errorf("import: commit: %w", err)
+	var c struct {
+		Added      int `db:"added"`
+		Updated    int `db:"updated"`
+		Kept       int `db:"kept"`
+		Suppressed int `db:"suppressed"`
 	}
-	return res, nil
+	if err := im.batch.upsert(ctx, im.tx, &c); err != nil {
+		return fmt.Errorf("import: store rows: %w", err)
+	}
+	im.res.Added += c.Added
+	im.res.Updated += c.Updated
+	im.res.KeptUnsubscribed += c.Kept
+	im.res.Suppressed += c.Suppressed
+	return nil
 }
 
 func parseRow(rec []string, cols map[string]int, defaultStatus Status) (email, name string, status Status, err error) {

@@ -62,7 +62,8 @@ func (s *Store) Add(ctx context.Context, email, name string, status Status) (*Su
 	return &sub, nil
 }
 
-// Get returns the subscriber with the given id.
+// Get returns the subscriber with the given id. Unsubscribe uses it, and
+// the editor's desk (issue 12) will, to open a subscriber.
 func (s *Store) Get(ctx context.Context, id int64) (*Subscriber, error) {
 	var sub Subscriber
 	err := s.DB.GetContext(ctx, &sub, `SELECT `+subscriberColumns+` FROM subscribers WHERE id = $1`, id)
@@ -147,6 +148,8 @@ func (s *Store) ByUnsubscribeToken(ctx context.Context, token string) (*Subscrib
 // consent record says so; the reader pages use UnsubscribeBy). It is
 // idempotent, and effective at once: the send skips anyone no longer
 // confirmed, even when they were already queued. An unknown id is no error.
+// Only tests call it today: it is kept for the editor's desk and API of
+// issue 12, where an admin unsubscribes a person.
 func (s *Store) Unsubscribe(ctx context.Context, id int64) error {
 	sub, err := s.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
