@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"newsletter/mailer"
+	"newsletter/smtpclient"
 )
 
 // Prepare encodes the composer's edition once for the bulk path.
@@ -19,13 +20,13 @@ func (c *Composer) Prepare() (*mailer.Prepared, error) {
 	})
 }
 
-// BulkDialer opens pipelined SMTP connections (mailer.BulkConn) that send
+// BulkDialer opens pipelined SMTP connections (smtpclient.Conn) that send
 // the edition prepared once: each recipient's message is spliced into
 // pre-encoded bytes, not built. This is the fast path for editions; go-mail
 // (SMTPDialer) stays for test copies and transactional mail.
-func BulkDialer(relays []mailer.Config, c *Composer, p *mailer.Prepared) Dialer {
+func BulkDialer(relays []smtpclient.Config, c *Composer, p *mailer.Prepared) Dialer {
 	return func(ctx context.Context) (Mailer, error) {
-		conn, err := dialFirst(ctx, relays, mailer.DialBulk)
+		conn, err := dialFirst(ctx, relays, smtpclient.Dial)
 		if err != nil {
 			return nil, err
 		}
@@ -34,7 +35,7 @@ func BulkDialer(relays []mailer.Config, c *Composer, p *mailer.Prepared) Dialer 
 }
 
 type bulkMailer struct {
-	conn     *mailer.BulkConn
+	conn     *smtpclient.Conn
 	compose  *Composer
 	prepared *mailer.Prepared
 	from     string
@@ -44,8 +45,8 @@ type bulkMailer struct {
 	// the edition's shared chunks, copied only into the connection's
 	// write buffer: a group is never a few MB of whole messages.
 	msgs    []mailer.Parts
-	envs    []mailer.Envelope
-	results []mailer.Result
+	envs    []smtpclient.Envelope
+	results []smtpclient.Result
 	index   []int // envs[k] is jobs[index[k]]
 }
 
@@ -73,11 +74,11 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
 			out[i] = Outcome{Permanent: true, Reply: "build message: " + err.Error()}
 			continue
 		}
-		m.envs = append(m.envs, mailer.Envelope{From: m.from, To: j.Email, Data: msg.Data})
+		m.envs = append(m.envs, smtpclient.Envelope{From: m.from, To: j.Email, Data: msg.Data})
 		m.index = append(m.index, i)
 	}
 	if cap(m.results) < len(m.envs) {
-		m.results = make([]mailer.Result, len(m.envs))
+		m.results = make([]smtpclient.Result, len(m.envs))
 	}
 	res := m.results[:len(m.envs)]
 	clear(res)
@@ -91,14 +92,14 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
 		out[i] = outcomeOf(r.Err)
 		// A message stopped before any of it went out (the connection died
 		// first, or ctx ended) was never sent: no attempt is counted.
-		out[i].NotTried = r.Err.Code == 0 && r.Err.Stage == mailer.StageMail
+		out[i].NotTried = r.Err.Code == 0 && r.Err.Stage == smtpclient.StageMail
 	}
 }
 
 func (m *bulkMailer) Close() error { return m.conn.Close() }
 
 // outcomeOf turns a classified SMTP error into an outcome.
-func outcomeOf(e *mailer.Error) Outcome {
+func outcomeOf(e *smtpclient.Error) Outcome {
 	return Outcome{
 		Permanent:  e.Permanent,
 		HardBounce: e.IsHardBounce(),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"newsletter/mailer"
+	"newsletter/smtpclient"
 	"newsletter/templates"
 )
 
@@ -57,9 +58,9 @@ func (c *Composer) ForJob(j Job) mailer.Message {
 
 // SMTPDialer opens go-mail connections, each sending the composer's
 // messages, to the first of the relays that answers.
-func SMTPDialer(relays []mailer.Config, c *Composer) Dialer {
+func SMTPDialer(relays []smtpclient.Config, c *Composer) Dialer {
 	return func(ctx context.Context) (Mailer, error) {
-		conn, err := dialFirst(ctx, relays, mailer.Dial)
+		conn, err := dialFirst(ctx, relays, smtpclient.DialMsg)
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +70,7 @@ func SMTPDialer(relays []mailer.Config, c *Composer) Dialer {
 
 // dialFirst connects to the first relay that answers, in the order given:
 // the first is the primary, the others take over while it is down.
-func dialFirst[C any](ctx context.Context, relays []mailer.Config, dial func(context.Context, mailer.Config) (C, error)) (C, error) {
+func dialFirst[C any](ctx context.Context, relays []smtpclient.Config, dial func(context.Context, smtpclient.Config) (C, error)) (C, error) {
 	var errs []error
 	for _, cfg := range relays {
 		c, err := dial(ctx, cfg)
@@ -89,7 +90,7 @@ func dialFirst[C any](ctx context.Context, relays []mailer.Config, dial func(con
 }
 
 type smtpMailer struct {
-	conn    *mailer.Conn
+	conn    *smtpclient.MsgConn
 	compose *Composer
 }
 
@@ -115,7 +116,7 @@ func (m *smtpMailer) send(ctx context.Context, j Job) Outcome {
 	if err == nil {
 		return Outcome{Sent: true, Reply: reply}
 	}
-	return outcomeOf(mailer.Classify(err))
+	return outcomeOf(smtpclient.Classify(err))
 }
 
 func (m *smtpMailer) Close() error { return m.conn.Close() }

@@ -11,7 +11,7 @@ import (
 
 	"newsletter/delivery"
 	"newsletter/internal/smtptest"
-	"newsletter/mailer"
+	"newsletter/smtpclient"
 	"newsletter/subscribers"
 )
 
@@ -45,7 +45,7 @@ func TestFaultsAreToldApart(t *testing.T) {
 }
 
 // dialer is the transport under test: the pipelined bulk path or go-mail.
-func dialer(t *testing.T, f *fixture, transport string, relays ...mailer.Config) delivery.Dialer {
+func dialer(t *testing.T, f *fixture, transport string, relays ...smtpclient.Config) delivery.Dialer {
 	t.Helper()
 	comp := composer(t, f)
 	if transport == "gomail" {

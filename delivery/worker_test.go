@@ -16,6 +16,7 @@ import (
 	"newsletter/edition"
 	"newsletter/internal/smtptest"
 	"newsletter/mailer"
+	"newsletter/smtpclient"
 	"newsletter/templates"
 )
 
@@ -47,8 +48,8 @@ func composer(t testing.TB, f *fixture) *delivery.Composer {
 	}
 }
 
-func smtpConfig(srv *smtptest.Server) mailer.Config {
-	return mailer.Config{Host: srv.Host(), Port: srv.Port(), TLS: mailer.TLSNone, Timeout: 5 * time.Second}
+func smtpConfig(srv *smtptest.Server) smtpclient.Config {
+	return smtpclient.Config{Host: srv.Host(), Port: srv.Port(), TLS: smtpclient.TLSNone, Timeout: 5 * time.Second}
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -64,7 +65,7 @@ func TestWorkerSendsEachRecipientOnceOverManyConnections(t *testing.T) {
 	if err := f.subs.Unsubscribe(ctx, 7); err != nil {
 		t.Fatal(err)
 	}
-	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{smtpConfig(srv)}, composer(t, f)), Holder: "test",
+	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]smtpclient.Config{smtpConfig(srv)}, composer(t, f)), Holder: "test",
 		Log: quietLog(), Conns: 4, Batch: 7, Group: 5}
 	var stats delivery.Stats
 	if err := w.Run(ctx, f.edition, &stats); err != nil {
@@ -94,8 +95,8 @@ func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 	ctx := context.Background()
 	f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	// Nothing listens here: every dial fails.
-	cfg := mailer.Config{Host: "127.0.0.1", Port: 1, TLS: mailer.TLSNone, Timeout: time.Second}
-	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{cfg}, composer(t, f)), Holder: "test",
+	cfg := smtpclient.Config{Host: "127.0.0.1", Port: 1, TLS: smtpclient.TLSNone, Timeout: time.Second}
+	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]smtpclient.Config{cfg}, composer(t, f)), Holder: "test",
 		Log: quietLog(), DialThreshold: 3, Poll: time.Millisecond}
 	var stats delivery.Stats
 	err := w.Run(ctx, f.edition, &stats)
@@ -116,7 +117,7 @@ func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 	if _, err := (&edition.Store{DB: f.db}).Resume(ctx, f.edition); err != nil {
 		t.Fatal(err)
 	}
-	w = &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{cfg, smtpConfig(srv)}, composer(t, f)), Holder: "test2", Log: quietLog()}
+	w = &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]smtpclient.Config{cfg, smtpConfig(srv)}, composer(t, f)), Holder: "test2", Log: quietLog()}
 	if err := w.Run(ctx, f.edition, &stats); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func BenchmarkSend10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	relays := []mailer.Config{smtpConfig(srv)}
+	relays := []smtpclient.Config{smtpConfig(srv)}
 	for _, tr := range []struct {
 		name string
 		dial delivery.Dialer

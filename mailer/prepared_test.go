@@ -159,8 +159,8 @@ var testRecipients = []Recipient{
 }
 
 // unstuff removes the SMTP transparency dots (RFC 5321 section 4.5.2) and checks
-// the wire format on the way: CRLF only, no line over 998 octets, no line
-// that is a lone ".".
+// the wire format on the way: CRLF only, no line over 998 octets, every line
+// that starts with "." stuffed.
 func unstuff(t testing.TB, raw []byte) []byte {
 	t.Helper()
 	if !bytes.HasSuffix(raw, []byte("\r\n")) {
@@ -175,8 +175,8 @@ func unstuff(t testing.TB, raw []byte) []byte {
 		if len(l) > 998 {
 			t.Fatalf("line %d is %d octets", i, len(l))
 		}
-		if string(l) == "." {
-			t.Fatalf("line %d is a lone dot: it would end the data", i)
+		if len(l) > 0 && l[0] == '.' && (len(l) < 2 || l[1] != '.') {
+			t.Fatalf("line %d starts with a single dot: it is not stuffed", i)
 		}
 		if len(l) > 0 && l[0] == '.' {
 			l = l[1:]
@@ -703,9 +703,7 @@ func FuzzPrepared(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !dotStuffed([][]byte{raw}) {
-			t.Fatal("output is not dot-stuffed")
-		}
+		unstuff(t, raw)
 		checkAgainstBuild(t, p, in, r, rc)
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"newsletter/edition"
 	"newsletter/internal/smtptest"
 	"newsletter/mailer"
+	"newsletter/smtpclient"
 	"newsletter/subscribers"
 	"newsletter/templates"
 )
@@ -308,7 +309,7 @@ func TestBrowserUnsubscribeFromNewsletter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := mailer.Dial(bg, mailer.Config{Host: f.smtp.Host(), Port: f.smtp.Port(), TLS: mailer.TLSNone})
+	conn, err := smtpclient.DialMsg(bg, smtpclient.Config{Host: f.smtp.Host(), Port: f.smtp.Port(), TLS: smtpclient.TLSNone})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"newsletter/mailer"
+	"newsletter/smtpclient"
 )
 
 // Outbox sends the reader pages' own mail (confirmation emails) in the
@@ -22,7 +23,7 @@ import (
 // once on a fresh connection, then logged: the page has already said
 // "check your inbox", and the reader can ask for another.
 type Outbox struct {
-	cfg   mailer.Config
+	cfg   smtpclient.Config
 	log   *slog.Logger
 	queue chan outMail
 	// ctx ends the workers' sends when Close runs out of time.
@@ -53,7 +54,7 @@ const (
 )
 
 // NewOutbox starts workers sending through the relay cfg describes.
-func NewOutbox(cfg mailer.Config, log *slog.Logger, workers, queue int) *Outbox {
+func NewOutbox(cfg smtpclient.Config, log *slog.Logger, workers, queue int) *Outbox {
 	if workers <= 0 {
 		workers = DefaultOutboxWorkers
 	}
@@ -108,7 +109,7 @@ func (o *Outbox) Close(ctx context.Context) error {
 }
 
 func (o *Outbox) work() {
-	var conn *mailer.Conn
+	var conn *smtpclient.MsgConn
 	idle := time.NewTimer(outboxIdle)
 	defer func() {
 		idle.Stop()
@@ -136,7 +137,7 @@ func (o *Outbox) work() {
 // send sends m, dialling when there is no usable connection and retrying
 // once on a new one when the first attempt lost the connection or could
 // not dial. It returns the connection to keep, if any.
-func (o *Outbox) send(conn *mailer.Conn, m outMail) *mailer.Conn {
+func (o *Outbox) send(conn *smtpclient.MsgConn, m outMail) *smtpclient.MsgConn {
 	if o.ctx.Err() != nil {
 		o.log.Error("confirmation email abandoned at shutdown", "subscriber", m.subscriberID)
 		return conn
@@ -149,7 +150,7 @@ func (o *Outbox) send(conn *mailer.Conn, m outMail) *mailer.Conn {
 		o.log.Error("confirmation email not built", "subscriber", m.subscriberID, "err", err)
 		return conn
 	}
-	var last *mailer.Error
+	var last *smtpclient.Error
 	for attempt := range 2 {
 		if conn == nil || conn.Broken() {
 			if conn != nil {
@@ -157,10 +158,10 @@ func (o *Outbox) send(conn *mailer.Conn, m outMail) *mailer.Conn {
 			}
 			conn = nil
 			ctx, cancel := context.WithTimeout(o.ctx, outboxSendTimeout)
-			c, err := mailer.Dial(ctx, o.cfg)
+			c, err := smtpclient.DialMsg(ctx, o.cfg)
 			cancel()
 			if err != nil {
-				last = mailer.Classify(err)
+				last = smtpclient.Classify(err)
 				continue
 			}
 			conn = c
@@ -172,7 +173,7 @@ func (o *Outbox) send(conn *mailer.Conn, m outMail) *mailer.Conn {
 			o.log.Info("confirmation email sent", "subscriber", m.subscriberID, "attempt", attempt+1)
 			return conn
 		}
-		last = mailer.Classify(err)
+		last = smtpclient.Classify(err)
 		if !last.ConnLost {
 			break // the server answered: a second try gets the same answer
 		}

@@ -17,7 +17,7 @@ import (
 	"newsletter/edition"
 	"newsletter/internal/pgtest"
 	"newsletter/internal/smtptest"
-	"newsletter/mailer"
+	"newsletter/smtpclient"
 	"newsletter/subscribers"
 	"newsletter/templates"
 	"newsletter/web"
@@ -73,7 +73,7 @@ func newFixtureWith(t testing.TB, configure func(*web.Server, *subscribers.Store
 	}
 	f := &fixture{subs: &subscribers.Store{DB: db, Tokens: tok}, eds: &edition.Store{DB: db}, logs: &syncBuffer{}, smtp: smtptest.Start(t)}
 	log := slog.New(slog.NewTextHandler(f.logs, nil))
-	f.outbox = web.NewOutbox(mailer.Config{Host: f.smtp.Host(), Port: f.smtp.Port(), TLS: mailer.TLSNone, Timeout: 10 * time.Second}, log, 2, 100_000)
+	f.outbox = web.NewOutbox(smtpclient.Config{Host: f.smtp.Host(), Port: f.smtp.Port(), TLS: smtpclient.TLSNone, Timeout: 10 * time.Second}, log, 2, 100_000)
 	t.Cleanup(func() { f.outbox.Close(context.Background()) })
 	f.srv = httptest.NewUnstartedServer(nil)
 	f.base = "http://" + f.srv.Listener.Addr().String()

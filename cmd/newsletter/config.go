@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"newsletter/mailer"
+	"newsletter/smtpclient"
 	"newsletter/subscribers"
 	"newsletter/web"
 )
@@ -37,9 +38,9 @@ type config struct {
 	signupLimit    string
 	trustedProxies string
 
-	dkim     *mailer.DKIM    // nil: mail goes unsigned (the relay may sign)
-	smtp     mailer.Config   // the first relay: the primary
-	relays   []mailer.Config // every relay of SMTP_URL, in failover order
+	dkim     *mailer.DKIM        // nil: mail goes unsigned (the relay may sign)
+	smtp     smtpclient.Config   // the first relay: the primary
+	relays   []smtpclient.Config // every relay of SMTP_URL, in failover order
 	fromAddr *mail.Address
 	location *time.Location
 	tokens   *subscribers.Tokens
@@ -136,7 +137,7 @@ func (c *config) load(log *slog.Logger) error {
 		// Several relays, comma-separated, are tried in order: the first
 		// is the primary, the others take over while it is down.
 		for _, one := range strings.Split(c.smtpURL, ",") {
-			s, err := mailer.ParseURL(strings.TrimSpace(one))
+			s, err := smtpclient.ParseURL(strings.TrimSpace(one))
 			if err != nil {
 				return err // ParseURL names SMTP_URL and never the password
 			}

@@ -21,6 +21,7 @@ import (
 	"newsletter/delivery"
 	"newsletter/edition"
 	"newsletter/mailer"
+	"newsletter/smtpclient"
 	"newsletter/subscribers"
 	"newsletter/templates"
 )
@@ -274,7 +275,7 @@ func sendTestCopy(ctx context.Context, e *env, c *config, comp *delivery.Compose
 	if err != nil {
 		return fmt.Errorf("build test copy: %w", err)
 	}
-	conn, err := mailer.Dial(ctx, c.smtp)
+	conn, err := smtpclient.DialMsg(ctx, c.smtp)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package mailer
+package smtpclient
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -15,13 +14,15 @@ import (
 	gosmtp "github.com/wneessen/go-mail/smtp"
 )
 
-// Conn is one authenticated SMTP connection. Sends on a Conn are serialised (SMTP
-// is one transaction at a time per connection); run one Conn per worker for
-// parallelism.
+// MsgConn is one authenticated SMTP connection that sends go-mail messages one
+// at a time, lock-step, through go-mail's client: the client for confirmation
+// mails and test copies, where a message is built with go-mail and speed
+// doesn't matter. Sends on a MsgConn are serialised (SMTP is one transaction
+// at a time per connection).
 //
-// After any error with ConnLost set (see Classify) the Conn reports Broken and
-// refuses further sends: Close it and Dial again.
-type Conn struct {
+// After any error with ConnLost set (see Classify) the MsgConn reports Broken
+// and refuses further sends: Close it and DialMsg again.
+type MsgConn struct {
 	cfg    Config
 	client *gomail.Client
 	smtp   *gosmtp.Client
@@ -53,32 +54,50 @@ var (
 	}
 )
 
-// Dial connects, says EHLO, establishes TLS per cfg.TLS and authenticates when
+// DialMsg connects, says EHLO, establishes TLS per cfg.TLS and authenticates when
 // cfg.Username is set. In the default mode STARTTLS is mandatory: a server (or a
 // man in the middle, RFC 3207 section 6) that does not offer it gets an error,
 // never a silent downgrade to clear text. The returned error
 // is an *Error with Stage "dial"; it never contains the password.
 //
 // ctx bounds the whole dial including TLS and AUTH; cfg.Timeout bounds it too.
-func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+func DialMsg(ctx context.Context, cfg Config) (*MsgConn, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, &Error{Stage: StageDial, Text: "invalid configuration: " + err.Error(), ConnLost: true,
-			Err: fmt.Errorf("invalid SMTP configuration: %w", err)}
+		return nil, invalidConfig(err)
 	}
-	c := &Conn{cfg: cfg, rec: &replyRecorder{}}
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.port()))
+	c := &MsgConn{cfg: cfg, rec: &replyRecorder{}}
+	addr := cfg.addr()
+	tlsConf := cfg.tlsConfig()
 
-	tlsConf := &tls.Config{}
-	if cfg.TLSConfig != nil {
-		tlsConf = cfg.TLSConfig.Clone()
+	client, err := gomail.NewClient(cfg.Host, gomailOptions(cfg, tlsConf, c.dialFunc(tlsConf))...)
+	if err != nil {
+		return nil, dialError(cfg, addr, fmt.Errorf("configuring SMTP client: %w", err))
 	}
-	if tlsConf.ServerName == "" {
-		tlsConf.ServerName = cfg.Host
-	}
-	if tlsConf.MinVersion == 0 {
-		tlsConf.MinVersion = tls.VersionTLS12
-	}
+	// Record the first SMTP error reply of each transaction verbatim; go-mail's
+	// *SendError only exposes it as part of a longer string.
+	client.ErrorHandlerRegistry.SetDefaultHandler(c.rec)
+	c.client = client
 
+	// go-mail uses ctx only for the TCP connect; cancel the rest of the
+	// handshake (greeting, EHLO, TLS, AUTH) by closing the socket.
+	stop := context.AfterFunc(ctx, c.abort)
+	sc, err := client.DialToSMTPClientWithContext(ctx)
+	stopped := stop()
+	if err == nil && !stopped {
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		// go-mail does not close the socket when EHLO/TLS/AUTH fail.
+		c.abort()
+		return nil, dialError(cfg, addr, withCtx(ctx, err))
+	}
+	c.smtp = sc
+	return c, nil
+}
+
+// gomailOptions are go-mail's client options for cfg: TLS as cfg says, done
+// by dial for implicit TLS, and AUTH with the preferred mechanisms.
+func gomailOptions(cfg Config, tlsConf *tls.Config, dial gomail.DialContextFunc) []gomail.Option {
 	opts := []gomail.Option{
 		gomail.WithPort(cfg.port()),
 		gomail.WithTimeout(cfg.timeout()),
@@ -86,7 +105,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		// We track connection health ourselves; go-mail's NOOP before every
 		// Send would cost a round trip per message.
 		gomail.WithoutNoop(),
-		gomail.WithDialContextFunc(c.dialFunc(tlsConf)),
+		gomail.WithDialContextFunc(dial),
 	}
 	switch cfg.mode() {
 	case TLSStartTLS:
@@ -111,48 +130,12 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 			gomail.WithPassword(cfg.Password),
 			gomail.WithOpportunisticSMTPAuth(pref...))
 	}
-
-	client, err := gomail.NewClient(cfg.Host, opts...)
-	if err != nil {
-		return nil, c.dialError(addr, fmt.Errorf("configuring SMTP client: %w", err))
-	}
-	// Record the first SMTP error reply of each transaction verbatim; go-mail's
-	// *SendError only exposes it as part of a longer string.
-	client.ErrorHandlerRegistry.SetDefaultHandler(c.rec)
-	c.client = client
-
-	// go-mail uses ctx only for the TCP connect; cancel the rest of the
-	// handshake (greeting, EHLO, TLS, AUTH) by closing the socket.
-	stop := context.AfterFunc(ctx, c.abort)
-	sc, err := client.DialToSMTPClientWithContext(ctx)
-	stopped := stop()
-	if err == nil && !stopped {
-		err = context.Cause(ctx)
-	}
-	if err != nil {
-		// go-mail does not close the socket when EHLO/TLS/AUTH fail.
-		c.abort()
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = errors.Join(ctxErr, err)
-		}
-		return nil, c.dialError(addr, err)
-	}
-	c.smtp = sc
-	return c, nil
-}
-
-func (c *Conn) dialError(addr string, err error) error {
-	err = redactError(fmt.Errorf("connecting to SMTP server %s (%s): %w", addr, c.cfg.mode(), err), c.cfg.Password)
-	e := classify(err, nil)
-	e.Stage = StageDial
-	e.ConnLost = true // there is no usable connection after a failed dial
-	e.Text = redactString(e.Text, c.cfg.Password)
-	return e
+	return opts
 }
 
 // dialFunc dials TCP, remembers the raw connection (for health tracking and
 // cancellation) and, for implicit TLS, performs the handshake.
-func (c *Conn) dialFunc(tlsConf *tls.Config) gomail.DialContextFunc {
+func (c *MsgConn) dialFunc(tlsConf *tls.Config) gomail.DialContextFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, network, addr)
@@ -174,7 +157,7 @@ func (c *Conn) dialFunc(tlsConf *tls.Config) gomail.DialContextFunc {
 }
 
 // abort closes the socket under everything; any blocked read or write returns.
-func (c *Conn) abort() {
+func (c *MsgConn) abort() {
 	if tc := c.raw.Load(); tc != nil {
 		_ = tc.Close()
 	}
@@ -189,7 +172,7 @@ func (c *Conn) abort() {
 //
 // If the message was accepted but the RSET that follows failed, Send still
 // reports success (the message must not be sent twice) and Broken becomes true.
-func (c *Conn) Send(ctx context.Context, msg *gomail.Msg) (string, error) {
+func (c *MsgConn) Send(ctx context.Context, msg *gomail.Msg) (string, error) {
 	if msg == nil {
 		return "", &Error{Stage: StageMessage, Permanent: true, Text: "nil message", Err: errors.New("nil message")}
 	}
@@ -247,12 +230,12 @@ func (c *Conn) Send(ctx context.Context, msg *gomail.Msg) (string, error) {
 }
 
 // Broken reports whether the connection can no longer be used (an earlier error
-// lost it, or Close was called). The caller should Close and Dial again.
-func (c *Conn) Broken() bool { return c.broken.Load() || c.closed.Load() }
+// lost it, or Close was called). The caller should Close and DialMsg again.
+func (c *MsgConn) Broken() bool { return c.broken.Load() || c.closed.Load() }
 
 // Close ends the session with QUIT when the connection is healthy and closes the
 // socket in any case. It waits for a Send in progress to finish.
-func (c *Conn) Close() error {
+func (c *MsgConn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Swap(true) {

@@ -1,4 +1,4 @@
-package mailer
+package smtpclient
 
 import (
 	"bytes"
@@ -16,15 +16,16 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"newsletter/internal/smtptest"
+	"newsletter/mailer"
 )
 
 func plainConfig(s *smtptest.Server) Config {
 	return Config{Host: s.Host(), Port: s.Port(), TLS: TLSNone, Timeout: 5 * time.Second, HELO: "sender.test"}
 }
 
-func dialT(t *testing.T, cfg Config) *Conn {
+func dialT(t *testing.T, cfg Config) *MsgConn {
 	t.Helper()
-	c, err := Dial(context.Background(), cfg)
+	c, err := DialMsg(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -37,14 +38,14 @@ func msgTo(t testing.TB, addr string) *gomail.Msg {
 	m := sampleMessage()
 	m.To = &mail.Address{Name: "Reader", Address: addr}
 	m.MessageID = ""
-	msg, err := Build(m)
+	msg, err := mailer.Build(m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return msg
 }
 
-func sendErr(t *testing.T, c *Conn, addr string) *Error {
+func sendErr(t *testing.T, c *MsgConn, addr string) *Error {
 	t.Helper()
 	reply, err := c.Send(context.Background(), msgTo(t, addr))
 	if err == nil {
@@ -60,7 +61,7 @@ func sendErr(t *testing.T, c *Conn, addr string) *Error {
 	return e
 }
 
-func mustSend(t *testing.T, c *Conn, addr string) string {
+func mustSend(t *testing.T, c *MsgConn, addr string) string {
 	t.Helper()
 	reply, err := c.Send(context.Background(), msgTo(t, addr))
 	if err != nil {
@@ -283,7 +284,7 @@ func TestAuthPlainOverPlainTextWhenExplicit(t *testing.T) {
 	mustSend(t, c, "a@example.org")
 
 	cfg.Password = "wrong-" + secret
-	_, err := Dial(context.Background(), cfg)
+	_, err := DialMsg(context.Background(), cfg)
 	e := Classify(err)
 	if e == nil || e.Code != 535 || e.Enhanced != "5.7.8" || !e.Permanent || e.Stage != StageDial || !e.ConnLost {
 		t.Fatalf("wrong password: %+v", e)
@@ -314,7 +315,7 @@ func TestStartTLSRequired(t *testing.T) {
 	cfg := plainConfig(s)
 	cfg.TLS = "" // zero value = STARTTLS required
 	cfg.Username, cfg.Password = "user", secret
-	_, err := Dial(context.Background(), cfg)
+	_, err := DialMsg(context.Background(), cfg)
 	e := Classify(err)
 	if e == nil || e.Stage != StageDial || e.Permanent || !e.ConnLost || !strings.Contains(e.Error(), "STARTTLS") {
 		t.Fatalf("STARTTLS missing: %+v", e)
@@ -333,7 +334,7 @@ func TestStartTLSWithAuth(t *testing.T) {
 
 	// Certificate not trusted: a TLS failure, temporary, no password in it.
 	cfg.TLSConfig = nil
-	_, err := Dial(context.Background(), cfg)
+	_, err := DialMsg(context.Background(), cfg)
 	e := Classify(err)
 	if e == nil || e.Permanent || !e.ConnLost || !strings.Contains(e.Text, "TLS certificate verification failed") {
 		t.Fatalf("untrusted certificate: %+v", e)
@@ -364,7 +365,7 @@ func TestDialFailures(t *testing.T) {
 	addr := l.Addr().(*net.TCPAddr)
 	l.Close()
 	cfg := Config{Host: "127.0.0.1", Port: addr.Port, TLS: TLSNone, Username: "u", Password: secret, Timeout: time.Second}
-	_, err = Dial(context.Background(), cfg)
+	_, err = DialMsg(context.Background(), cfg)
 	e := Classify(err)
 	if e == nil || e.Stage != StageDial || e.Permanent || !e.ConnLost {
 		t.Errorf("refused: %+v", e)
@@ -389,7 +390,7 @@ func TestDialFailures(t *testing.T) {
 	cfg.Port = silent.Addr().(*net.TCPAddr).Port
 	cfg.Timeout = 200 * time.Millisecond
 	start := time.Now()
-	_, err = Dial(context.Background(), cfg)
+	_, err = DialMsg(context.Background(), cfg)
 	if e := Classify(err); e == nil || !e.Timeout || e.Permanent {
 		t.Errorf("silent server: %+v", e)
 	}
@@ -402,7 +403,7 @@ func TestDialFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	_, err = Dial(ctx, cfg)
+	_, err = DialMsg(ctx, cfg)
 	if e := Classify(err); e == nil || !e.Timeout || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("context deadline during greeting: %+v", e)
 	}
@@ -412,8 +413,8 @@ func TestDialFailures(t *testing.T) {
 
 	// Invalid configurations are rejected before dialing.
 	for _, bad := range []Config{{}, {Host: "h", Port: 70000}, {Host: "h", TLS: "ssl"}, {Host: "h;x"}} {
-		if _, err := Dial(context.Background(), bad); err == nil {
-			t.Errorf("Dial(%v) succeeded", bad)
+		if _, err := DialMsg(context.Background(), bad); err == nil {
+			t.Errorf("DialMsg(%v) succeeded", bad)
 		}
 	}
 }
@@ -538,7 +539,7 @@ func TestCredentialsWithoutServerAuth(t *testing.T) {
 	s := smtptest.Start(t)
 	cfg := plainConfig(s)
 	cfg.Username, cfg.Password = "user", secret
-	_, err := Dial(context.Background(), cfg)
+	_, err := DialMsg(context.Background(), cfg)
 	e := Classify(err)
 	if e == nil || e.Stage != StageDial || !strings.Contains(e.Error(), "AUTH") {
 		t.Fatalf("no AUTH offered: %+v", e)

@@ -1,10 +1,11 @@
-package mailer
+package smtpclient
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/textproto"
@@ -48,8 +49,8 @@ const (
 	EnhancedRateLimited = "4.7.28"
 )
 
-// ErrConnBroken is returned by Conn.Send when an earlier failure left the
-// connection unusable; the caller must Close and Dial again.
+// ErrConnBroken is what a send on a connection that an earlier failure left
+// unusable gets; the caller must Close it and dial again.
 var ErrConnBroken = errors.New("SMTP connection is broken; close it and dial again")
 
 // Error is a classified SMTP delivery failure.
@@ -64,7 +65,7 @@ type Error struct {
 	// against the subscriber. Use IsHardBounce to decide on suppression.
 	Permanent bool
 	Stage     string // StageDial, StageMail, StageRcpt, StageData, StageReset, StageMessage
-	ConnLost  bool   // the connection is unusable: Close it and Dial again
+	ConnLost  bool   // the connection is unusable: Close it and dial again
 	Throttled bool   // the server asks us to slow down (back off, not just retry)
 	Timeout   bool   // a deadline expired (network timeout or context deadline)
 	Err       error  // underlying error chain (go-mail *SendError, net errors, ...)
@@ -130,7 +131,7 @@ func (e *Error) IsHardBounce() bool {
 	return true
 }
 
-// Classify turns any error from Dial, Conn.Send or go-mail into an *Error
+// Classify turns any error from DialMsg, MsgConn.Send or go-mail into an *Error
 // (nil for nil). An *Error already in the chain is returned as is.
 //
 // Rules:
@@ -147,11 +148,11 @@ func (e *Error) IsHardBounce() bool {
 //     sync or gone and only a new connection helps.
 //
 // The Stage comes from go-mail's *SendError reason; an error without one (from
-// Dial, or a bare network error) is taken to be StageDial.
+// a dial, or a bare network error) is taken to be StageDial.
 func Classify(err error) *Error { return classify(err, nil) }
 
 // classify is Classify with an optional cause: the most specific underlying error
-// (e.g. the socket error Conn.Send observed), used for the text when there is no
+// (e.g. the socket error MsgConn.Send observed), used for the text when there is no
 // SMTP reply.
 func classify(err, cause error) *Error {
 	if err == nil {
@@ -291,20 +292,18 @@ func classifyTransport(e *Error, err error, se *gomail.SendError) (label string)
 	return label
 }
 
+// stageOfReason is the stage of each reason go-mail gives for a *SendError;
+// any other reason is about the data.
+var stageOfReason = map[gomail.SendErrReason]string{
+	gomail.ErrSMTPMailFrom: StageMail, gomail.ErrSMTPRcptTo: StageRcpt, gomail.ErrSMTPReset: StageReset,
+	gomail.ErrSMTPData: StageData, gomail.ErrWriteContent: StageData, gomail.ErrSMTPDataClose: StageData,
+	gomail.ErrConnCheck: StageDial,
+	gomail.ErrGetSender: StageMessage, gomail.ErrGetRcpts: StageMessage, gomail.ErrNoUnencoded: StageMessage,
+}
+
 func stageOf(r gomail.SendErrReason) string {
-	switch r {
-	case gomail.ErrSMTPMailFrom:
-		return StageMail
-	case gomail.ErrSMTPRcptTo:
-		return StageRcpt
-	case gomail.ErrSMTPData, gomail.ErrWriteContent, gomail.ErrSMTPDataClose:
-		return StageData
-	case gomail.ErrSMTPReset:
-		return StageReset
-	case gomail.ErrConnCheck:
-		return StageDial
-	case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
-		return StageMessage
+	if s, ok := stageOfReason[r]; ok {
+		return s
 	}
 	return StageData
 }
@@ -380,14 +379,40 @@ func isEnhanced(s string) bool {
 	return true
 }
 
+// invalidConfig is the *Error of a dial refused for its configuration.
+func invalidConfig(err error) *Error {
+	return &Error{Stage: StageDial, Text: "invalid configuration: " + err.Error(), ConnLost: true,
+		Err: fmt.Errorf("invalid SMTP configuration: %w", err)}
+}
+
+// dialError is an *Error for a failed dial: ConnLost (there is no session),
+// the reply's code and text when a reply caused it, never the password.
+func dialError(cfg Config, addr string, err error) *Error {
+	err = redactError(fmt.Errorf("connecting to SMTP server %s (%s): %w", addr, cfg.mode(), err), cfg.Password)
+	var e *Error
+	if errors.As(err, &e) {
+		// A reply: keep its classification, wrap the context around it.
+		e = &Error{Code: e.Code, Enhanced: e.Enhanced, Text: e.Text, Permanent: e.Permanent,
+			Throttled: e.Throttled, Timeout: e.Timeout, Err: err}
+	} else {
+		e = classify(err, nil)
+	}
+	e.Stage, e.ConnLost = StageDial, true
+	e.Text = redactString(e.Text, cfg.Password)
+	return e
+}
+
 // redactError returns err unless its text contains secret, in which case the
 // chain is dropped and only a redacted text survives: a server or library that
 // echoes the password must not get it into our logs.
 func redactError(err error, secret string) error {
-	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
-		return err
+	if err == nil {
+		return nil
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), secret, redacted))
+	if s := err.Error(); secret != "" && strings.Contains(s, secret) {
+		return errors.New(redactString(s, secret))
+	}
+	return err
 }
 
 // redactString replaces secret in s.

@@ -1,4 +1,4 @@
-package mailer
+package smtpclient
 
 import (
 	"bufio"
@@ -14,29 +14,30 @@ import (
 	"time"
 
 	"newsletter/internal/smtptest"
+	"newsletter/mailer"
 	"newsletter/templates"
 )
 
 const bounceAddr = "bounces@news.example.com"
 
-func dialBulkT(t testing.TB, cfg Config) *BulkConn {
+func dialBulkT(t testing.TB, cfg Config) *Conn {
 	t.Helper()
-	c, err := DialBulk(context.Background(), cfg)
+	c, err := Dial(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("DialBulk: %v", err)
+		t.Fatalf("Dial: %v", err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
-// envelopes personalises r for n recipients rcpt(i) through Prepared.
+// envelopes personalises r for n recipients rcpt(i) through mailer.Prepared.
 func envelopes(t testing.TB, r *templates.Rendered, n int, rcpt func(i int) string) []Envelope {
 	t.Helper()
 	p := mustPrepare(t, prepareInput(r))
 	envs := make([]Envelope, n)
 	for i := range envs {
 		to := rcpt(i)
-		data, err := p.AppendMessage(nil, Recipient{
+		data, err := p.AppendMessage(nil, mailer.Recipient{
 			Name: fmt.Sprintf("Reader %d", i), Email: to, MessageID: fmt.Sprintf("%d@news.example.com", i),
 			UnsubscribeURL: fmt.Sprintf("https://news.example.com/u/%d", i), Date: testDate,
 		})
@@ -388,7 +389,7 @@ func TestBulkRefusesBadEnvelopes(t *testing.T) {
 		t.Errorf("good envelopes: %+v, %+v", results[0], results[7])
 	}
 	for i, r := range results[1:7] {
-		if e := r.Err; r.OK || e == nil || !e.Permanent || e.Stage != StageMessage || e.ConnLost || !errors.Is(e, ErrInvalidMessage) {
+		if e := r.Err; r.OK || e == nil || !e.Permanent || e.Stage != StageMessage || e.ConnLost || !errors.Is(e, ErrInvalidEnvelope) {
 			t.Errorf("case %d: %+v", i+1, e)
 		}
 	}
@@ -425,7 +426,7 @@ func TestBulkStartTLSAndAuth(t *testing.T) {
 	// Wrong password: permanent, not the subscriber's fault, no secret.
 	bad := cfg
 	bad.Password = "wrong-" + secret
-	_, err := DialBulk(context.Background(), bad)
+	_, err := Dial(context.Background(), bad)
 	e := Classify(err)
 	if e == nil || e.Code != 535 || e.Enhanced != "5.7.8" || !e.Permanent || e.Stage != StageDial || !e.ConnLost || e.IsHardBounce() {
 		t.Errorf("wrong password: %+v", e)
@@ -436,7 +437,7 @@ func TestBulkStartTLSAndAuth(t *testing.T) {
 	// Untrusted certificate.
 	bad = cfg
 	bad.TLSConfig = nil
-	_, err = DialBulk(context.Background(), bad)
+	_, err = Dial(context.Background(), bad)
 	if e := Classify(err); e == nil || e.Permanent || !e.ConnLost || !strings.Contains(e.Text, "TLS certificate verification failed") {
 		t.Errorf("untrusted certificate: %+v", e)
 	}
@@ -447,7 +448,7 @@ func TestBulkStartTLSRequired(t *testing.T) {
 	cfg := plainConfig(s)
 	cfg.TLS = "" // the default: STARTTLS required
 	cfg.Username, cfg.Password = "user", secret
-	_, err := DialBulk(context.Background(), cfg)
+	_, err := Dial(context.Background(), cfg)
 	e := Classify(err)
 	if e == nil || e.Stage != StageDial || e.Permanent || !e.ConnLost || !strings.Contains(e.Error(), "STARTTLS") {
 		t.Fatalf("STARTTLS missing: %+v", e)
@@ -493,7 +494,7 @@ func TestBulkCredentialsWithoutServerAuth(t *testing.T) {
 	s := smtptest.Start(t)
 	cfg := plainConfig(s)
 	cfg.Username, cfg.Password = "user", secret
-	_, err := DialBulk(context.Background(), cfg)
+	_, err := Dial(context.Background(), cfg)
 	e := Classify(err)
 	if e == nil || e.Stage != StageDial || !e.ConnLost || !strings.Contains(e.Error(), "AUTH") {
 		t.Fatalf("no AUTH offered: %+v", e)
@@ -508,11 +509,11 @@ func TestBulkDialFailures(t *testing.T) {
 	}
 	addr := l.Addr().(*net.TCPAddr)
 	l.Close()
-	_, err = DialBulk(context.Background(), Config{Host: "127.0.0.1", Port: addr.Port, TLS: TLSNone, Timeout: time.Second})
+	_, err = Dial(context.Background(), Config{Host: "127.0.0.1", Port: addr.Port, TLS: TLSNone, Timeout: time.Second})
 	if e := Classify(err); e == nil || e.Stage != StageDial || !e.ConnLost || e.Permanent {
 		t.Errorf("refused: %+v", e)
 	}
-	_, err = DialBulk(context.Background(), Config{Host: "", TLS: TLSNone})
+	_, err = Dial(context.Background(), Config{Host: "", TLS: TLSNone})
 	if e := Classify(err); e == nil || e.Stage != StageDial {
 		t.Errorf("invalid config: %+v", e)
 	}
@@ -530,7 +531,7 @@ func TestBulkDialFailures(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	_, err = DialBulk(context.Background(), Config{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLS: TLSNone, Timeout: 100 * time.Millisecond})
+	_, err = Dial(context.Background(), Config{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLS: TLSNone, Timeout: 100 * time.Millisecond})
 	if e := Classify(err); e == nil || !e.Timeout || !e.ConnLost || time.Since(start) > 800*time.Millisecond {
 		t.Errorf("silent server: %+v after %v", e, time.Since(start))
 	}
@@ -823,42 +824,47 @@ func TestBulkGreetingRefused(t *testing.T) {
 			c.Close()
 		}
 	}()
-	_, err = DialBulk(context.Background(), Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLS: TLSNone, Timeout: time.Second})
+	_, err = Dial(context.Background(), Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLS: TLSNone, Timeout: time.Second})
 	e := Classify(err)
 	if e == nil || e.Code != 554 || !e.Permanent || !e.ConnLost || e.Stage != StageDial {
 		t.Errorf("%+v", e)
 	}
 }
 
-func TestDotStuffed(t *testing.T) {
-	for data, want := range map[string]bool{
-		"":                        true,
-		"a\r\nb\r\n":              true,
-		"..a\r\n":                 true,
-		".a\r\n":                  false,
-		"a\r\n.\r\nMAIL FROM:<x>": false,
-		"a\r\n..\r\n":             true,
-		"a\r\n...\r\n":            true,
-		"a.b. c.\r\n":             true,
-		"a\n.\n":                  false, // bare LF: still a line start
-		"a\r.\r\n":                false, // bare CR
-		"a\r\n.":                  false,
-		"a\r\n..":                 true,
-	} {
-		if got := dotStuffed([][]byte{[]byte(data)}); got != want {
-			t.Errorf("dotStuffed(%q) = %v", data, got)
-		}
-	}
-	// Everything Prepared writes is stuffed.
-	p := mustPrepare(t, prepareInput(renderCustom(t, ".a", "..", ".", strings.Repeat("x", 75)+".y")))
-	for _, rc := range testRecipients {
-		data, err := p.AppendMessage(nil, rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !dotStuffed([][]byte{data}) {
-			t.Errorf("Prepared output for %q is not stuffed", rc.Name)
-		}
+// A message sent in parts arrives as the same bytes as one sent whole, over
+// a plain connection and a TLS one.
+func TestBulkSendParts(t *testing.T) {
+	for _, tlsMode := range []string{"plain", "starttls"} {
+		t.Run(tlsMode, func(t *testing.T) {
+			var s *smtptest.Server
+			if tlsMode == "plain" {
+				s = smtptest.Start(t)
+			} else {
+				s = smtptest.Start(t, smtptest.WithTLS())
+			}
+			cfg := plainConfig(s)
+			if tlsMode == "starttls" {
+				cfg.TLS, cfg.TLSConfig = TLSStartTLS, s.ClientTLSConfig()
+			}
+			c := dialBulkT(t, cfg)
+			p := mustPrepare(t, prepareInput(demo(t)))
+			const n = 30
+			msgs := make([]mailer.Parts, n)
+			envs := make([]Envelope, n)
+			whole := make([]Envelope, n)
+			for i := range n {
+				rc := mailer.Recipient{Name: fmt.Sprintf("Reader %d", i), Email: rcptN(i), MessageID: fmt.Sprintf("%d@news.example.com", i),
+					UnsubscribeURL: fmt.Sprintf("https://news.example.com/u/%d", i), Date: testDate}
+				if err := p.AppendParts(&msgs[i], rc); err != nil {
+					t.Fatal(err)
+				}
+				envs[i] = Envelope{From: bounceAddr, To: rc.Email, Data: msgs[i].Data}
+				whole[i] = Envelope{From: bounceAddr, To: rc.Email, Data: [][]byte{bytes.Join(msgs[i].Data, nil)}}
+			}
+			results := make([]Result, n)
+			c.Send(context.Background(), envs, results)
+			checkAccepted(t, s.WaitFor(t, n, 5*time.Second), whole, results)
+		})
 	}
 }
 
@@ -920,7 +926,7 @@ func TestBulkOverlongReply(t *testing.T) {
 	envs := envelopes(t, small(t), 2, rcptN)
 	results := make([]Result, 2)
 	c.Send(context.Background(), envs, results)
-	if e := results[0].Err; e == nil || e.Code != 550 || e.Enhanced != "5.7.1" || len(e.Text) > bulkReadBuffer || e.ConnLost {
+	if e := results[0].Err; e == nil || e.Code != 550 || e.Enhanced != "5.7.1" || len(e.Text) > readBuffer || e.ConnLost {
 		t.Errorf("overlong reply: %v", e)
 	}
 	if !results[1].OK || c.Broken() {

@@ -1,0 +1,228 @@
+package smtpclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// batch is the state of one Send: the envelopes, their results, and i, the
+// first message whose outcome is not recorded yet (the one whose replies are
+// read next). The methods that record an outcome move i on; those that give
+// the connection up mark every message from i on not sent.
+type batch struct {
+	c       *Conn
+	ctx     context.Context
+	envs    []Envelope
+	results []Result
+	i       int
+}
+
+// groupStages are the commands of a transaction up to the data, in order.
+var groupStages = [3]string{StageMail, StageRcpt, StageData}
+
+// groupReplyOK reports whether code is the success reply to command k of
+// groupStages: 2yz, and 354 to DATA (RFC 5321 section 4.3.2).
+func groupReplyOK(k, code int) bool {
+	return positive(code) || k == 2 && code == codeStartMailData
+}
+
+// nextValid is the first index from i whose envelope passed checkEnvelope.
+func (b *batch) nextValid(i int) int {
+	for i < len(b.envs) && !b.c.valid[i] {
+		i++
+	}
+	return i
+}
+
+// advance moves on to the next message to send.
+func (b *batch) advance() { b.i = b.nextValid(b.i + 1) }
+
+// fail records that message i was refused by e and moves on.
+func (b *batch) fail(e *Error) {
+	b.results[b.i] = Result{Reply: replyText(e), Err: e}
+	b.advance()
+}
+
+// endOfData sends what was written after message i's data (its end of data,
+// and in pipelined mode the next message's commands), reads the reply to the
+// end of data (RFC 5321 section 4.1.1.4) and records i's outcome; both modes
+// end every message they send here. It reports whether the connection is
+// still usable.
+func (b *batch) endOfData() bool {
+	c := b.c
+	code, err := c.roundTrip()
+	if err != nil {
+		b.lostAfterData(err)
+		return false
+	}
+	i := b.i
+	b.advance()
+	if positive(code) {
+		b.results[i] = Result{OK: true, Reply: string(c.text)}
+		return true
+	}
+	e := c.replyError(StageData, code, "end of data")
+	b.results[i] = Result{Reply: string(c.text), Err: e}
+	if code == CodeServiceUnavailable {
+		b.abandon(e)
+		return false
+	}
+	return true
+}
+
+// reset ends message i's transaction, refused by failed, and moves on: a
+// single "." when its DATA was accepted (RFC 2920 section 3.1: "if the DATA
+// command was accepted the client SMTP should send a single dot"; the server
+// then fails the empty transaction), then RSET (RFC 5321 section 4.1.1.5), as
+// the failed transaction may still be open (a rejected RCPT leaves the
+// accepted MAIL in place), then, with sendNext, the next message's commands
+// in the same write. It reports whether the connection is still usable.
+func (b *batch) reset(failed *Error, dataAccepted, sendNext bool) bool {
+	c := b.c
+	b.fail(failed)
+	if dataAccepted {
+		c.writeEndOfData()
+	}
+	c.writeRset()
+	if sendNext {
+		c.writeGroup(&b.envs[b.i])
+	}
+	if err := c.flush(); err != nil {
+		b.lose(StageMail, err)
+		return false
+	}
+	if dataAccepted {
+		code, err := c.readReply()
+		if err != nil {
+			b.lose(StageMail, err)
+			return false
+		}
+		if code == CodeServiceUnavailable {
+			b.abandon(c.replyError(StageData, code, "end of data"))
+			return false
+		}
+	}
+	return b.readRset()
+}
+
+// readRset reads the reply to a RSET. Anything but 250 leaves the dialogue in
+// an unknown state: the connection is given up and the messages from i on are
+// not sent (a pipelined group after the RSET had no effect that counts).
+func (b *batch) readRset() bool {
+	code, err := b.c.readReply()
+	if err != nil {
+		b.lose(StageMail, err)
+		return false
+	}
+	if code != codeOK {
+		e := b.c.replyError(StageReset, code, "RSET")
+		e.ConnLost = true
+		b.abandon(e)
+		return false
+	}
+	return true
+}
+
+// lose handles an I/O or protocol error at stage of message i, before any of
+// its data was sent: i and the rest are not sent, the connection is broken.
+func (b *batch) lose(stage string, err error) { b.lost(stage, "not sent: ", err) }
+
+// lostAfterData handles an I/O error after message i's data was (at least
+// partly) written: its fate is unknown, so it is not OK, and ConnLost tells the
+// caller to retry it - the documented duplicate window. The rest were not
+// sent.
+func (b *batch) lostAfterData(err error) {
+	b.lost(StageData, "no reply to the end of data, the message may or may not have been delivered: ", err)
+}
+
+// lost gives the connection up after err at stage of message i, which fails
+// with err (its text after what), and marks the rest not sent.
+func (b *batch) lost(stage, what string, err error) {
+	b.c.giveUp()
+	if b.i >= len(b.envs) {
+		return
+	}
+	err = withCtx(b.ctx, err)
+	e := ioError(stage, err)
+	e.Text = what + e.Text
+	b.results[b.i] = Result{Err: e}
+	b.advance()
+	b.notSent(lostNotSent(err))
+}
+
+// closing handles a server that closes the connection (421) while message i
+// is unresolved: i gets first (the first failure of its group) or the
+// closing reply, the rest are not sent.
+func (b *batch) closing(first, closing *Error) {
+	e := first
+	if e == nil {
+		e = closing
+	}
+	e.ConnLost = true
+	b.fail(e)
+	b.abandon(closing)
+}
+
+// abandon gives the connection up: the messages from i on are not sent.
+func (b *batch) abandon(cause *Error) {
+	b.c.giveUp()
+	b.notSent(cause)
+}
+
+// notSent marks the valid messages from i on as not sent because of cause.
+func (b *batch) notSent(cause *Error) {
+	for i := b.nextValid(b.i); i < len(b.envs); i = b.nextValid(i + 1) {
+		e := &Error{Stage: StageMail, ConnLost: cause.ConnLost, Timeout: cause.Timeout, Err: cause}
+		if cause.Code != 0 {
+			e.Text = fmt.Sprintf("not sent: the server closed the connection (%d %s)", cause.Code, cause.Text)
+		} else {
+			e.Text = "not sent: " + cause.Text
+		}
+		b.results[i] = Result{Err: e}
+	}
+}
+
+// stopped marks the messages from i on as not sent because ctx ended; the
+// connection stays usable.
+func (b *batch) stopped(err error) {
+	b.notSent(&Error{Stage: StageMail, Text: "stopped before this message: " + err.Error(),
+		Timeout: errors.Is(err, context.DeadlineExceeded), Err: err})
+}
+
+// giveUp closes the connection for good: the dialogue is out of step or over.
+func (c *Conn) giveUp() {
+	c.broken.Store(true)
+	_ = c.conn.Close()
+}
+
+// ioError classifies an error without a reply (EOF, reset, timeout, protocol
+// error): always ConnLost, the dialogue is out of step.
+func ioError(stage string, err error) *Error {
+	e := classify(err, nil)
+	e.Stage, e.ConnLost = stage, true
+	return e
+}
+
+func lostNotSent(err error) *Error {
+	e := ioError(StageMail, err)
+	e.Text = "the connection was lost before this message: " + e.Text
+	e.Timeout = false // the timeout belongs to the message in flight
+	return e
+}
+
+// withCtx adds ctx's error to an I/O error it caused (its deadline is on the
+// socket), so that errors.Is(err, context.DeadlineExceeded) holds. The socket
+// deadline may fire a moment before ctx's own timer marks ctx done.
+func withCtx(ctx context.Context, err error) error {
+	ctxErr := ctx.Err()
+	if d, ok := ctx.Deadline(); ok && ctxErr == nil && !time.Now().Before(d) && errors.Is(err, os.ErrDeadlineExceeded) {
+		ctxErr = context.DeadlineExceeded
+	}
+	if ctxErr != nil && !errors.Is(err, ctxErr) {
+		return errors.Join(ctxErr, err)
+	}
+	return err
+}
