@@ -306,16 +306,10 @@ func (s *Server) archive(w http.ResponseWriter, r *http.Request) {
 	s.page(w, http.StatusOK, "archive.html", page)
 }
 
-// DBPoolSize is how many database connections the reader pages keep open.
-// database/sql keeps only 2 idle by default, so under a burst (a mailbox
-// provider's one-click POSTs after an edition) every further query would
-// open a new PostgreSQL connection, a process fork each; a pool this size
-// keeps them.
+// DBPoolSize is how many database connections the reader pages keep open,
+// and at most: HTTP requests are not bounded otherwise. database/sql keeps
+// only 2 idle by default, so under a burst (a mailbox provider's one-click
+// POSTs after an edition) every further query would open a new PostgreSQL
+// connection, a process fork each; a pool this size keeps them. The process
+// sizes its pool once, from what it runs (cmd/newsletter's poolFor).
 const DBPoolSize = 16
-
-// TunePool sizes db's pool for serving the reader pages.
-func TunePool(db *sqlx.DB) {
-	db.SetMaxOpenConns(DBPoolSize)
-	db.SetMaxIdleConns(DBPoolSize)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-}

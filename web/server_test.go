@@ -62,7 +62,8 @@ func newFixture(t testing.TB) *fixture { return newFixtureWith(t, nil) }
 func newFixtureWith(t testing.TB, configure func(*web.Server, *subscribers.Store)) *fixture {
 	t.Helper()
 	db := pgtest.New(t)
-	web.TunePool(db)
+	db.SetMaxOpenConns(web.DBPoolSize)
+	db.SetMaxIdleConns(web.DBPoolSize)
 	tok, err := subscribers.NewTokens([]byte(strings.Repeat("s", 32)))
 	if err != nil {
 		t.Fatal(err)

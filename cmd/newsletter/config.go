@@ -1,9 +1,9 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -19,250 +19,329 @@ import (
 	"newsletter/web"
 )
 
-// config is the configuration a subcommand asked for. Each value comes from
-// a flag or, when the flag is not given, from its environment variable. Flag
-// defaults are left empty on purpose: `-h` must never print a password taken
-// from the environment.
+// config is the parsed settings of one subcommand: only those it reads are
+// set (see the settings table).
 type config struct {
 	databaseURL  string
-	smtpURL      string
-	from         string
-	baseURL      string
-	tz           string
+	relays       []smtpclient.Config // every relay of SMTP_URL, in failover order
+	smtp         smtpclient.Config   // the first relay: the primary
+	fromAddr     *mail.Address
+	baseURL      string // without a trailing slash
+	tokens       *subscribers.Tokens
+	location     *time.Location
 	templatesDir string
-	listen       string
 	listID       string
-	// The reader pages' settings (serve).
-	confirmTTL     string
-	confirmLimit   string
-	signupLimit    string
-	trustedProxies string
+	dkimKeyFile  string
+	dkimSelector string
+	dkimDomain   string
+	dkim         *mailer.DKIM // nil: mail goes unsigned (the relay may sign)
 
-	dkim     *mailer.DKIM        // nil: mail goes unsigned (the relay may sign)
-	smtp     smtpclient.Config   // the first relay: the primary
-	relays   []smtpclient.Config // every relay of SMTP_URL, in failover order
-	fromAddr *mail.Address
-	location *time.Location
-	tokens   *subscribers.Tokens
-	confirm  subscribers.ConfirmPolicy
-	ipLimit  web.RateLimit
-	proxies  []netip.Prefix
-
-	need map[string]bool
-}
-
-// Variables, for the messages that say what to fix.
-const (
-	envDatabaseURL = "DATABASE_URL"
-	envSMTPURL     = "SMTP_URL"
-	envFrom        = "NEWSLETTER_FROM"
-	envBaseURL     = "NEWSLETTER_BASE_URL"
-	envTZ          = "NEWSLETTER_TZ"
-	envTemplates   = "NEWSLETTER_TEMPLATES"
-	envListen      = "NEWSLETTER_LISTEN"
-	envListID      = "NEWSLETTER_LIST_ID"
 	// The reader pages (serve).
-	envConfirmTTL     = "NEWSLETTER_CONFIRM_TTL"
-	envConfirmLimit   = "NEWSLETTER_CONFIRM_LIMIT"
-	envSignupLimit    = "NEWSLETTER_SIGNUP_LIMIT"
-	envTrustedProxies = "NEWSLETTER_TRUSTED_PROXIES"
-	// The secret has no flag: a flag would show it in `ps` to every user.
-	envSecret = "NEWSLETTER_SECRET"
-	// DKIM signing (with NEWSLETTER_FROM): the private key's file, the
-	// selector, and the signing domain (default: the sender's).
-	envDKIMKeyFile  = "NEWSLETTER_DKIM_KEY_FILE"
-	envDKIMSelector = "NEWSLETTER_DKIM_SELECTOR"
-	envDKIMDomain   = "NEWSLETTER_DKIM_DOMAIN"
-)
+	listen      string
+	siteName    string
+	confirm     subscribers.ConfirmPolicy
+	ipLimit     web.RateLimit
+	proxies     []netip.Prefix
+	serveWorker bool
 
-func newConfig(fs *flag.FlagSet, needs ...string) *config {
-	c := &config{need: map[string]bool{}}
-	for _, n := range needs {
-		c.need[n] = true
-		switch n {
-		case envDatabaseURL:
-			fs.StringVar(&c.databaseURL, "database-url", "", "PostgreSQL URL (env "+envDatabaseURL+")")
-		case envSMTPURL:
-			fs.StringVar(&c.smtpURL, "smtp-url", "", "smtp://user:pass@host:port?tls=starttls|tls|none, or smtps:// (env "+envSMTPURL+")")
-		case envFrom:
-			fs.StringVar(&c.from, "from", "", "sender, like 'London Daily <newsletter@example.com>' (env "+envFrom+")")
-		case envBaseURL:
-			fs.StringVar(&c.baseURL, "base-url", "", "public address of the reader pages, used for every link in the email (env "+envBaseURL+")")
-		case envTZ:
-			fs.StringVar(&c.tz, "tz", "", "time zone that decides what 'today' is, like Europe/London (env "+envTZ+"; default UTC)")
-		case envTemplates:
-			fs.StringVar(&c.templatesDir, "templates", "", "folder whose templates override the built-in ones (env "+envTemplates+")")
-		case envListen:
-			fs.StringVar(&c.listen, "listen", "", "HTTP address to listen on (env "+envListen+"; default 127.0.0.1:8080)")
-		case envListID:
-			fs.StringVar(&c.listID, "list-id", "", "List-Id header, like 'London Daily <daily.news.example.com>' (env "+envListID+"; default from NEWSLETTER_FROM)")
-		case envConfirmTTL:
-			fs.StringVar(&c.confirmTTL, "confirm-ttl", "", "how long a confirmation link works (env "+envConfirmTTL+"; default 168h)")
-		case envConfirmLimit:
-			fs.StringVar(&c.confirmLimit, "confirm-limit", "", "confirmation emails one address gets, N/PERIOD (env "+envConfirmLimit+"; default 3/24h)")
-		case envSignupLimit:
-			fs.StringVar(&c.signupLimit, "signup-limit", "", "forms that send email, per client IP: N/PERIOD, or off (env "+envSignupLimit+"; default 5/10m)")
-		case envTrustedProxies:
-			fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "reverse proxies whose X-Forwarded-For is believed, addresses or prefixes separated by commas (env "+envTrustedProxies+")")
-		case envSecret:
-		default:
-			panic("unknown configuration " + n)
-		}
-	}
-	return c
+	// The delivery worker.
+	conns          int
+	maxPerConn     int
+	maxAttempts    int
+	retryBase      time.Duration
+	batch          int
+	rate           float64
+	domainRates    map[string]float64
+	errorThreshold int
+	leaseTTL       time.Duration
+	sendWindow     time.Duration
+
+	siteURL   string
+	logLevel  slog.Level
+	logFormat string
+
+	// warnings are said once the logger exists.
+	warnings []string
 }
 
-// load fills empty values from the environment and checks every value the
-// subcommand needs, saying which variable to fix.
-func (c *config) load(log *slog.Logger) error {
-	env := func(dst *string, name string) {
-		if *dst == "" {
-			*dst = strings.TrimSpace(os.Getenv(name))
+const maxInt = math.MaxInt
+
+// finish checks what depends on several settings: the DKIM signer needs its
+// key, its selector and the sender's domain.
+func (c *config) finish() error {
+	if c.dkimKeyFile == "" {
+		if c.dkimSelector != "" || c.dkimDomain != "" {
+			return fmt.Errorf("NEWSLETTER_DKIM_SELECTOR/NEWSLETTER_DKIM_DOMAIN is set but NEWSLETTER_DKIM_KEY_FILE is not: point it at the DKIM private key (PEM), or unset the DKIM settings")
 		}
+		return nil
 	}
-	if c.need[envDatabaseURL] {
-		env(&c.databaseURL, envDatabaseURL)
-		if c.databaseURL == "" {
-			return fmt.Errorf("%s is not set: set it to your PostgreSQL URL, like postgres://user:pass@localhost/newsletter?sslmode=disable", envDatabaseURL)
-		}
-		if u, err := url.Parse(c.databaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			return fmt.Errorf("%s must be a postgres:// URL, like postgres://user:pass@localhost/newsletter?sslmode=disable", envDatabaseURL)
-		}
+	if c.dkimSelector == "" {
+		return fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE is set but NEWSLETTER_DKIM_SELECTOR is not: set it to the selector whose public key is published at <selector>._domainkey.<domain>")
 	}
-	if c.need[envSMTPURL] {
-		env(&c.smtpURL, envSMTPURL)
-		if c.smtpURL == "" {
-			return fmt.Errorf("%s is not set: set it to your relay, like smtp://user:pass@smtp.example.com:587 (STARTTLS), smtps://... (implicit TLS) or smtp://localhost:1025?tls=none", envSMTPURL)
-		}
-		// Several relays, comma-separated, are tried in order: the first
-		// is the primary, the others take over while it is down.
-		for _, one := range strings.Split(c.smtpURL, ",") {
-			s, err := smtpclient.ParseURL(strings.TrimSpace(one))
-			if err != nil {
-				return err // ParseURL names SMTP_URL and never the password
-			}
-			c.relays = append(c.relays, s)
-		}
-		c.smtp = c.relays[0]
+	domain := c.dkimDomain
+	if domain == "" {
+		domain = c.fromDomain()
 	}
-	if c.need[envFrom] {
-		env(&c.from, envFrom)
-		if c.from == "" {
-			return fmt.Errorf("%s is not set: set it to the sender, like 'London Daily <newsletter@example.com>'", envFrom)
-		}
-		a, err := mail.ParseAddress(c.from)
-		if err != nil || strings.ContainsAny(c.from, "\r\n") || !strings.Contains(a.Address, "@") {
-			return fmt.Errorf("%s %q is not an address like 'London Daily <newsletter@example.com>'", envFrom, c.from)
-		}
-		c.fromAddr = a
-		if err := c.loadDKIM(); err != nil {
-			return err
-		}
+	pem, err := os.ReadFile(c.dkimKeyFile)
+	if err != nil {
+		return fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE: %w", err)
 	}
-	if c.need[envBaseURL] {
-		env(&c.baseURL, envBaseURL)
-		if c.baseURL == "" {
-			return fmt.Errorf("%s is not set: set it to the public address of the reader pages, like https://news.example.com/newsletter", envBaseURL)
-		}
-		u, err := url.Parse(c.baseURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("%s %q must be an absolute http(s) address without query, like https://news.example.com/newsletter", envBaseURL, c.baseURL)
-		}
-		c.baseURL = strings.TrimRight(c.baseURL, "/")
-		if u.Scheme != "https" && !isLoopback(u.Hostname()) {
-			log.Warn(envBaseURL + " is not HTTPS: mailbox providers expect one-click unsubscribe links over HTTPS (RFC 8058 section 3.2)")
-		}
+	d, err := mailer.NewDKIM(domain, c.dkimSelector, pem)
+	if err != nil {
+		return fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE %s: %w", c.dkimKeyFile, err)
 	}
-	if c.need[envTZ] {
-		env(&c.tz, envTZ)
-		if c.tz == "" {
-			c.tz = "UTC"
-		}
-		loc, err := time.LoadLocation(c.tz)
+	c.dkim = d
+	return nil
+}
+
+func parseDatabaseURL(c *config, name, v string) error {
+	v = strings.TrimSpace(v)
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return fmt.Errorf("%s must be a postgres:// URL, like postgres://user:pass@localhost/newsletter?sslmode=disable", name)
+	}
+	c.databaseURL = v
+	return nil
+}
+
+// parseRelays reads SMTP_URL: several relays, comma-separated, are tried in
+// order: the first is the primary, the others take over while it is down.
+func parseRelays(c *config, name, v string) error {
+	for _, one := range strings.Split(v, ",") {
+		s, err := smtpclient.ParseURL(strings.TrimSpace(one))
 		if err != nil {
-			return fmt.Errorf("%s %q is not a time zone: use a name like Europe/London or UTC", envTZ, c.tz)
+			return err // ParseURL names SMTP_URL and never the password
 		}
-		c.location = loc
+		c.relays = append(c.relays, s)
 	}
-	if c.need[envTemplates] {
-		env(&c.templatesDir, envTemplates)
-		if c.templatesDir != "" {
-			if st, err := os.Stat(c.templatesDir); err != nil || !st.IsDir() {
-				return fmt.Errorf("%s %q is not a folder: point it at a folder of templates that override the built-in ones, or unset it", envTemplates, c.templatesDir)
-			}
-		}
+	c.smtp = c.relays[0]
+	return nil
+}
+
+// parseFrom reads the sender. Its domain ends every Message-ID, so it is
+// held to the rule subscriber addresses are: a dotted domain.
+func parseFrom(c *config, name, v string) error {
+	v = strings.TrimSpace(v)
+	a, err := mail.ParseAddress(v)
+	if err != nil || strings.ContainsAny(v, "\r\n") || !strings.Contains(a.Address, "@") {
+		return fmt.Errorf("%s %q is not an address like 'London Daily <newsletter@example.com>'", name, v)
 	}
-	if c.need[envListen] {
-		env(&c.listen, envListen)
-		if c.listen == "" {
-			c.listen = "127.0.0.1:8080"
-		}
-		if _, _, err := net.SplitHostPort(c.listen); err != nil {
-			return fmt.Errorf("%s %q must be host:port, like 127.0.0.1:8080", envListen, c.listen)
-		}
+	if _, err := subscribers.NormalizeAddress(a.Address); err != nil {
+		return fmt.Errorf("%s: %v; use an address at your own domain, like 'London Daily <newsletter@example.com>'", name, err)
 	}
-	if c.need[envListID] {
-		env(&c.listID, envListID)
-		if strings.ContainsAny(c.listID, "\r\n") {
-			return fmt.Errorf("%s must be one line", envListID)
-		}
+	c.fromAddr = a
+	return nil
+}
+
+func parseBaseURL(c *config, name, v string) error {
+	v = strings.TrimSpace(v)
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%s %q must be an absolute http(s) address without query, like https://news.example.com/newsletter", name, v)
 	}
-	if c.need[envConfirmTTL] {
-		env(&c.confirmTTL, envConfirmTTL)
-		c.confirm.TTL = subscribers.DefaultConfirmTTL
-		if c.confirmTTL != "" {
-			d, err := time.ParseDuration(c.confirmTTL)
-			if err != nil || d < time.Minute {
-				return fmt.Errorf("%s %q must be a duration of a minute or more, like 168h (7 days)", envConfirmTTL, c.confirmTTL)
-			}
-			c.confirm.TTL = d
-		}
-	}
-	if c.need[envConfirmLimit] {
-		env(&c.confirmLimit, envConfirmLimit)
-		if c.confirmLimit != "" {
-			n, d, err := parseRate(c.confirmLimit)
-			if err != nil || n < 1 {
-				return fmt.Errorf("%s %q must be a count and a period, like 3/24h (at most 3 confirmation emails to one address a day)", envConfirmLimit, c.confirmLimit)
-			}
-			c.confirm.PerWindow, c.confirm.Window = n, d
-		}
-	}
-	if c.need[envSignupLimit] {
-		env(&c.signupLimit, envSignupLimit)
-		switch c.signupLimit {
-		case "":
-			c.ipLimit = web.DefaultIPLimit
-		case "off":
-			c.ipLimit = web.RateLimit{Burst: -1}
-		default:
-			n, d, err := parseRate(c.signupLimit)
-			if err != nil || n < 1 {
-				return fmt.Errorf("%s %q must be a count and a period, like 5/10m (5 at once, 5 more every 10 minutes), or off", envSignupLimit, c.signupLimit)
-			}
-			c.ipLimit = web.RateLimit{Burst: n, Every: d / time.Duration(n)}
-		}
-	}
-	if c.need[envTrustedProxies] {
-		env(&c.trustedProxies, envTrustedProxies)
-		p, err := web.ParsePrefixes(c.trustedProxies)
-		if err != nil {
-			return fmt.Errorf("%s: %v; list the proxies' addresses or prefixes separated by commas, like 127.0.0.1,10.0.0.0/8", envTrustedProxies, err)
-		}
-		c.proxies = p
-	}
-	if c.need[envSecret] {
-		s := os.Getenv(envSecret)
-		if s == "" {
-			return fmt.Errorf("%s is not set: it keys the links in every email; generate one with `newsletter secret`, keep it, and never change it (changing it breaks the unsubscribe links already sent)", envSecret)
-		}
-		t, err := subscribers.NewTokens([]byte(s))
-		if err != nil {
-			return fmt.Errorf("%s: %w", envSecret, err)
-		}
-		c.tokens = t
+	c.baseURL = strings.TrimRight(v, "/")
+	if u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		c.warnings = append(c.warnings, name+" is not HTTPS: mailbox providers expect one-click unsubscribe links over HTTPS (RFC 8058 section 3.2)")
 	}
 	return nil
+}
+
+// parseSecret never quotes the value: it is the key of every link.
+func parseSecret(c *config, name, v string) error {
+	t, err := subscribers.NewTokens([]byte(v))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	c.tokens = t
+	return nil
+}
+
+func parseTZ(c *config, name, v string) error {
+	v = strings.TrimSpace(v)
+	loc, err := time.LoadLocation(v)
+	if err != nil {
+		return fmt.Errorf("%s %q is not a time zone: use a name like Europe/London or UTC", name, v)
+	}
+	c.location = loc
+	return nil
+}
+
+func parseTemplatesDir(c *config, name, v string) error {
+	v = strings.TrimSpace(v)
+	if v != "" {
+		if st, err := os.Stat(v); err != nil || !st.IsDir() {
+			return fmt.Errorf("%s %q is not a folder: point it at a folder of templates that override the built-in ones, or unset it", name, v)
+		}
+	}
+	c.templatesDir = v
+	return nil
+}
+
+func parseListen(c *config, name, v string) error {
+	v = strings.TrimSpace(v)
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("%s %q must be host:port, like 127.0.0.1:8080", name, v)
+	}
+	c.listen = v
+	return nil
+}
+
+func parseConfirmTTL(c *config, name, v string) error {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < time.Minute {
+		return fmt.Errorf("%s %q must be a duration of a minute or more, like 168h (7 days)", name, v)
+	}
+	c.confirm.TTL = d
+	return nil
+}
+
+func parseConfirmLimit(c *config, name, v string) error {
+	n, d, err := parseCountPer(v)
+	if err != nil || n < 1 {
+		return fmt.Errorf("%s %q must be a count and a period, like 3/24h (at most 3 confirmation emails to one address a day)", name, v)
+	}
+	c.confirm.PerWindow, c.confirm.Window = n, d
+	return nil
+}
+
+func parseSignupLimit(c *config, name, v string) error {
+	if strings.TrimSpace(v) == "off" {
+		c.ipLimit = web.RateLimit{Burst: -1}
+		return nil
+	}
+	n, d, err := parseCountPer(v)
+	if err != nil || n < 1 {
+		return fmt.Errorf("%s %q must be a count and a period, like 5/10m (5 at once, 5 more every 10 minutes), or off", name, v)
+	}
+	c.ipLimit = web.RateLimit{Burst: n, Every: d / time.Duration(n)}
+	return nil
+}
+
+func parseProxies(c *config, name, v string) error {
+	p, err := web.ParsePrefixes(v)
+	if err != nil {
+		return fmt.Errorf("%s: %v; list the proxies' addresses or prefixes separated by commas, like 127.0.0.1,10.0.0.0/8", name, err)
+	}
+	c.proxies = p
+	return nil
+}
+
+// parseCountPer reads "N/PERIOD", like 3/24h.
+func parseCountPer(s string) (int, time.Duration, error) {
+	n, per, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, 0, fmt.Errorf("no /")
+	}
+	count, err := strconv.Atoi(strings.TrimSpace(n))
+	if err != nil {
+		return 0, 0, err
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(per))
+	if err != nil || d <= 0 {
+		return 0, 0, fmt.Errorf("bad period")
+	}
+	return count, d, nil
+}
+
+func parseRate(c *config, name, v string) error {
+	r, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return fmt.Errorf("%s %q must be a number of messages per second, 0 for no limit", name, v)
+	}
+	c.rate = r
+	return nil
+}
+
+// parseDomainRates reads "gmail.com=50,yahoo.com=20".
+func parseDomainRates(c *config, name, v string) error {
+	c.domainRates = map[string]float64{}
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		dom, r, ok := strings.Cut(part, "=")
+		rate, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if !ok || err != nil || rate <= 0 || strings.TrimSpace(dom) == "" {
+			return fmt.Errorf("%s: %q is not domain=messages-per-second, like gmail.com=50", name, part)
+		}
+		c.domainRates[strings.ToLower(strings.TrimSpace(dom))] = rate
+	}
+	return nil
+}
+
+func parseLogLevel(c *config, name, v string) error {
+	if err := c.logLevel.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
+		return fmt.Errorf("%s %q is not a log level: use debug, info, warn or error", name, v)
+	}
+	return nil
+}
+
+func parseLogFormat(c *config, name, v string) error {
+	v = strings.TrimSpace(v)
+	if v != "text" && v != "json" {
+		return fmt.Errorf("%s %q must be text or json", name, v)
+	}
+	c.logFormat = v
+	return nil
+}
+
+// intIn parses a whole number from lo to hi into the field dst selects.
+func intIn(lo, hi int, dst func(*config) *int) func(*config, string, string) error {
+	return func(c *config, name, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s %q is not a whole number", name, v)
+		case n < lo && hi == maxInt:
+			return fmt.Errorf("%s must be at least %d", name, lo)
+		case n < lo || n > hi:
+			return fmt.Errorf("%s must be between %d and %d", name, lo, hi)
+		}
+		*dst(c) = n
+		return nil
+	}
+}
+
+// durationFrom parses a duration of at least least into the field dst
+// selects.
+func durationFrom(least time.Duration, dst func(*config) *time.Duration) func(*config, string, string) error {
+	return func(c *config, name, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s %q is not a duration like 30s, 5m or 12h", name, v)
+		case d < least && least == 0:
+			return fmt.Errorf("%s can't be negative", name)
+		case d < least && least < time.Millisecond:
+			return fmt.Errorf("%s must be a positive duration like 30s", name)
+		case d < least:
+			return fmt.Errorf("%s must be at least %s", name, least)
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+func parseBool(dst func(*config) *bool) func(*config, string, string) error {
+	return func(c *config, name, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%s %q must be true or false (or 1 or 0)", name, v)
+		}
+		*dst(c) = b
+		return nil
+	}
+}
+
+// oneLineText stores a value that goes into a header or a path: one line.
+func oneLineText(dst func(*config) *string) func(*config, string, string) error {
+	return func(c *config, name, v string) error {
+		if strings.ContainsAny(v, "\r\n") {
+			return fmt.Errorf("%s must be one line", name)
+		}
+		*dst(c) = strings.TrimSpace(v)
+		return nil
+	}
 }
 
 // fromDomain is the domain of the sender address, used for Message-IDs.
@@ -298,49 +377,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// parseRate reads "N/PERIOD", like 3/24h.
-func parseRate(s string) (int, time.Duration, error) {
-	n, per, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, 0, fmt.Errorf("no /")
-	}
-	count, err := strconv.Atoi(strings.TrimSpace(n))
-	if err != nil {
-		return 0, 0, err
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(per))
-	if err != nil || d <= 0 {
-		return 0, 0, fmt.Errorf("bad period")
-	}
-	return count, d, nil
-}
-
-// loadDKIM reads the DKIM key when NEWSLETTER_DKIM_KEY_FILE is set: every
-// message, newsletter and confirmation alike, is then signed.
-func (c *config) loadDKIM() error {
-	file, selector, domain := os.Getenv(envDKIMKeyFile), os.Getenv(envDKIMSelector), os.Getenv(envDKIMDomain)
-	if file == "" {
-		if selector != "" || domain != "" {
-			return fmt.Errorf("%s is set but %s is not: point it at the DKIM private key (PEM), or unset the DKIM settings", envDKIMSelector+"/"+envDKIMDomain, envDKIMKeyFile)
-		}
-		return nil
-	}
-	if selector == "" {
-		return fmt.Errorf("%s is set but %s is not: set it to the selector whose public key is published at <selector>._domainkey.<domain>", envDKIMKeyFile, envDKIMSelector)
-	}
-	if domain == "" {
-		domain = c.fromDomain()
-	}
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("%s: %w", envDKIMKeyFile, err)
-	}
-	d, err := mailer.NewDKIM(domain, selector, pem)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", envDKIMKeyFile, file, err)
-	}
-	c.dkim = d
-	return nil
 }

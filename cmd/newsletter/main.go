@@ -8,18 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 
-	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // the PostgreSQL driver
-
-	"newsletter/migrations"
-	"newsletter/templates"
 )
 
 func main() {
@@ -28,78 +23,180 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// env is what every subcommand gets: its arguments, where to write, a logger.
-type env struct {
-	args   []string
-	stdout io.Writer
-	stderr io.Writer
-	log    *slog.Logger
-}
+// runFunc is a subcommand's work, given its app and positional arguments.
+type runFunc func(ctx context.Context, a *app, args []string) error
 
+// command is one subcommand: its -h, the positional arguments it takes,
+// what its app holds, and its own flags besides its settings'.
 type command struct {
-	summary string
-	run     func(ctx context.Context, e *env) error
+	usage string   // after "Usage: newsletter ": the synopsis, a blank line, what it does
+	args  []string // the positional arguments' names
+	needs needs
+	// setup registers the subcommand's own flags and returns its work.
+	setup func(fs *flag.FlagSet) runFunc
 }
 
-var commands map[string]command
+// commands are by full name; "subscribers add" is the subcommand add of
+// the group subscribers.
+var commands map[string]*command
+
+// topics are what `newsletter help` lists, groups as one line.
+var topics = []struct{ name, summary string }{
+	{"migrate", "apply the database migrations"},
+	{"subscribers", "import, add, list, export and erase subscribers"},
+	{"edition", "import the day's edition from a news page, a feed or JSON"},
+	{"preview", "render an edition exactly as a subscriber gets it"},
+	{"send", "send an edition to every confirmed subscriber"},
+	{"worker", "a long-lived delivery worker for every edition being sent"},
+	{"status", "how an edition's send stands, and who was not delivered"},
+	{"serve", "serve the reader pages (sign-up, confirm, unsubscribe, web edition); --worker also sends"},
+	{"secret", "print a new random NEWSLETTER_SECRET"},
+	{"help", "list the subcommands"},
+}
 
 func init() {
-	commands = map[string]command{
-		"migrate":     {"apply the database migrations", cmdMigrate},
-		"subscribers": {"import, add and list subscribers", cmdSubscribers},
-		"edition":     {"import the day's edition from a news page, a feed or JSON", cmdEdition},
-		"preview":     {"render an edition exactly as a subscriber gets it", cmdPreview},
-		"send":        {"send an edition to every confirmed subscriber", cmdSend},
-		"worker":      {"a long-lived delivery worker for every edition being sent", cmdWorker},
-		"status":      {"how an edition's send stands, and who was not delivered", cmdStatus},
-		"serve":       {"serve the reader pages (sign-up, confirm, unsubscribe, web edition); --worker also sends", cmdServe},
-		"secret":      {"print a new random NEWSLETTER_SECRET", cmdSecret},
-		"help":        {"list the subcommands", nil},
+	commands = map[string]*command{
+		"migrate":            migrateCommand,
+		"secret":             secretCommand,
+		"subscribers import": subscribersImport,
+		"subscribers add":    subscribersAdd,
+		"subscribers list":   subscribersList,
+		"subscribers export": subscribersExport,
+		"subscribers erase":  subscribersErase,
+		"edition import":     editionImport,
+		"preview":            previewCommand,
+		"send":               sendCommand,
+		"worker":             workerCommand,
+		"status":             statusCommand,
+		"serve":              serveCommand,
 	}
 }
 
 // run is main without the process: tests call it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "help" || isHelp(args[0]) {
 		usage(stdout)
 		return 0
 	}
-	cmd, ok := commands[args[0]]
+	name, rest := args[0], args[1:]
+	if members := groupMembers(name); members != nil {
+		if len(rest) == 0 || isHelp(rest[0]) {
+			groupUsage(stdout, name, members)
+			if len(rest) == 0 {
+				fmt.Fprintf(stderr, "newsletter %s: name a subcommand: %s\n", name, strings.Join(members, ", "))
+				return 2
+			}
+			return 0
+		}
+		name, rest = name+" "+rest[0], rest[1:]
+	}
+	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "newsletter: unknown subcommand %q; run `newsletter help`\n", args[0])
+		fmt.Fprintf(stderr, "newsletter: unknown subcommand %q; run `newsletter help`\n", name)
 		return 2
 	}
-	err := cmd.run(ctx, &env{args: args[1:], stdout: stdout, stderr: stderr, log: log})
+	err := cmd.exec(ctx, name, rest, stdout, stderr)
 	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "newsletter %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "newsletter %s: %s\n", name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		return 2
 	default:
-		fmt.Fprintf(stderr, "newsletter %s: %s\n", args[0], oneLine(err.Error()))
+		fmt.Fprintf(stderr, "newsletter %s: %s\n", name, describe(err))
 		return 1
 	}
+}
+
+// exec parses the command line and the settings, builds the app and runs
+// the subcommand.
+func (c *command) exec(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // -h is printed once, by help
+	work := c.setup(fs)
+	given := registerSettings(fs, name)
+	pos, err := parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		c.help(stdout, name, fs)
+		return err
+	}
+	if err != nil {
+		return usageErr("%v; run `newsletter %s -h`", err, name)
+	}
+	if len(pos) != len(c.args) {
+		want := "no arguments"
+		if len(c.args) > 0 {
+			want = strings.Join(c.args, " ")
+		}
+		return usageErr("%s takes %s, got %d: %q; run `newsletter %s -h`", name, want, len(pos), pos, name)
+	}
+	cfg, err := loadSettings(name, given)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, name, c.needs, cfg, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return work(ctx, a, pos)
+}
+
+// help is the subcommand's -h: its synopsis, its own flags, its settings.
+func (c *command) help(w io.Writer, name string, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: newsletter %s\n", c.usage)
+	isSetting := map[string]bool{}
+	for _, s := range settingsFor(name) {
+		isSetting[s.flag] = true
+	}
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if isSetting[f.Name] {
+			return
+		}
+		if first {
+			fmt.Fprintln(w, "\nFlags:")
+			first = false
+		}
+		fmt.Fprintf(w, "  --%s\n        %s\n", f.Name, f.Usage)
+	})
+	printSettings(w, name)
+}
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
+
+// groupMembers is the subcommands of a group like subscribers, in the order
+// of its usage; nil if name is not a group.
+func groupMembers(name string) []string {
+	var out []string
+	for full := range commands {
+		if g, sub, ok := strings.Cut(full, " "); ok && g == name {
+			out = append(out, sub)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func groupUsage(w io.Writer, group string, members []string) {
+	fmt.Fprintf(w, "Usage: newsletter %s <%s> ...\n\n", group, strings.Join(members, "|"))
+	for _, m := range members {
+		synopsis, _, _ := strings.Cut(commands[group+" "+m].usage, "\n")
+		fmt.Fprintf(w, "  newsletter %s\n", synopsis)
+	}
+	fmt.Fprintf(w, "\nEach has -h.\n")
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: newsletter <subcommand> [flags] [arguments]")
 	fmt.Fprintln(w, "\nSubcommands (each has -h):")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+	for _, t := range topics {
+		fmt.Fprintf(w, "  %-12s %s\n", t.name, t.summary)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintln(w, "\nConfiguration comes from flags or the environment: DATABASE_URL, SMTP_URL,")
-	fmt.Fprintln(w, "NEWSLETTER_FROM, NEWSLETTER_BASE_URL, NEWSLETTER_SECRET, NEWSLETTER_TZ,")
-	fmt.Fprintln(w, "NEWSLETTER_TEMPLATES, NEWSLETTER_LISTEN, NEWSLETTER_LIST_ID, NEWSLETTER_SMTP_CONNS and the")
-	fmt.Fprintln(w, "others in the README (each subcommand's -h names the ones it reads).")
+	fmt.Fprintln(w, "\nConfiguration comes from flags or the environment (DATABASE_URL, SMTP_URL,")
+	fmt.Fprintln(w, "NEWSLETTER_FROM, ...): each subcommand's -h lists the settings it reads,")
+	fmt.Fprintln(w, "the README's configuration table lists them all.")
 }
 
 var errUsage = errors.New("usage")
@@ -111,14 +208,10 @@ func usageErr(format string, a ...any) error {
 // parse parses flags that may come before, between or after the positional
 // arguments (`subscribers add EMAIL --name N`), and returns the positionals.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageErr("%v (see -h)", err)
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
@@ -128,70 +221,6 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// flagSet makes a subcommand's flag set whose -h prints to stdout.
-func flagSet(e *env, name, usageLine string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stdout, "Usage: newsletter %s\n\nFlags:\n", usageLine)
-		fs.SetOutput(e.stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
-	return fs
-}
-
-// parseArgs is parse plus -h handling for a flag set made by flagSet.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	pos, err := parse(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
-	}
-	return pos, err
-}
-
-// openDB connects and checks that the schema is the one this binary knows.
-func openDB(ctx context.Context, c *config) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", c.databaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("connect to the database (%s): %w", envDatabaseURL, err)
-	}
-	if err := migrations.Check(ctx, db); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
-}
-
-func logLevel() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(os.Getenv("NEWSLETTER_LOG_LEVEL"))); err != nil {
-		return slog.LevelInfo
-	}
-	return l
-}
-
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
-}
-
-// start is what the subcommands that render mail do first: check the
-// configuration, load the templates, connect to a database at the binary's
-// schema. The caller closes the database.
-func start(ctx context.Context, c *config, log *slog.Logger) (*templates.Set, *sqlx.DB, error) {
-	if err := c.load(log); err != nil {
-		return nil, nil, err
-	}
-	tpl, err := templates.Load(c.templatesDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	db, err := openDB(ctx, c)
-	if err != nil {
-		return nil, nil, err
-	}
-	return tpl, db, nil
 }

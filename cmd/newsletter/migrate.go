@@ -4,48 +4,45 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
-
-	"github.com/jmoiron/sqlx"
 
 	"newsletter/migrations"
 )
 
-func cmdMigrate(ctx context.Context, e *env) error {
-	fs := flagSet(e, "migrate", "migrate [flags]")
-	c := newConfig(fs, envDatabaseURL)
-	if _, err := parseArgs(fs, e.args); err != nil {
-		return err
-	}
-	if err := c.load(e.log); err != nil {
-		return err
-	}
-	db, err := sqlx.Open("postgres", c.databaseURL)
-	if err != nil {
-		return fmt.Errorf("open database: %w", err)
-	}
-	defer db.Close()
-	applied, err := migrations.Apply(ctx, db)
+var migrateCommand = &command{
+	usage: "migrate [flags]\n\nApplies the embedded SQL migrations in order; refuses a database newer than the binary.",
+	needs: needAnyDB,
+	setup: func(*flag.FlagSet) runFunc { return migrate },
+}
+
+func migrate(ctx context.Context, a *app, _ []string) error {
+	applied, err := migrations.Apply(ctx, a.db)
 	if err != nil {
 		return err
 	}
 	if len(applied) == 0 {
-		fmt.Fprintf(e.stdout, "schema is up to date (version %d)\n", migrations.Latest())
+		fmt.Fprintf(a.stdout, "schema is up to date (version %d)\n", migrations.Latest())
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "applied migrations %v; schema is at version %d\n", applied, migrations.Latest())
+	fmt.Fprintf(a.stdout, "applied migrations %v; schema is at version %d\n", applied, migrations.Latest())
 	return nil
 }
 
-func cmdSecret(ctx context.Context, e *env) error {
-	fs := flagSet(e, "secret", "secret\n\nPrints 32 random bytes from crypto/rand as hex, for NEWSLETTER_SECRET.")
-	if _, err := parseArgs(fs, e.args); err != nil {
-		return err
-	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return fmt.Errorf("read random bytes: %w", err)
-	}
-	fmt.Fprintln(e.stdout, hex.EncodeToString(b))
+var secretCommand = &command{
+	usage: "secret\n\nPrints 32 random bytes from crypto/rand as hex, for NEWSLETTER_SECRET.",
+	setup: func(*flag.FlagSet) runFunc { return secret },
+}
+
+func secret(_ context.Context, a *app, _ []string) error {
+	fmt.Fprintln(a.stdout, randomHex(32))
 	return nil
+}
+
+// randomHex is n random bytes as hex. crypto/rand.Read never fails: it
+// crashes the program irrecoverably instead (Go 1.24 and later).
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

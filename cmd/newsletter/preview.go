@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net/mail"
 	"os"
+	"time"
 
 	"newsletter/mailer"
 	"newsletter/subscribers"
@@ -15,38 +17,32 @@ import (
 // subscriber gets, with a made-up reader and a placeholder unsubscribe link.
 var previewRecipient = mail.Address{Name: "Ada Lovelace", Address: "reader@example.com"}
 
-func cmdPreview(ctx context.Context, e *env) error {
-	fs := flagSet(e, "preview", "preview [--date YYYY-MM-DD] [--format html|text|eml] [--out FILE]\n\nRenders the edition exactly as a subscriber gets it (eml: the whole MIME message).")
-	c := newConfig(fs, envDatabaseURL, envFrom, envBaseURL, envTZ, envTemplates, envListID)
-	var date, format, out string
-	fs.StringVar(&date, "date", "", "the edition's date, YYYY-MM-DD (default: today in NEWSLETTER_TZ)")
-	fs.StringVar(&format, "format", "html", "html, text, or eml (the whole message with headers)")
-	fs.StringVar(&out, "out", "", "write to this file instead of standard output")
-	pos, err := parseArgs(fs, e.args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usageErr("preview takes no arguments")
-	}
-	if format != "html" && format != "text" && format != "eml" {
-		return usageErr("--format must be html, text or eml")
-	}
-	tpl, db, err := start(ctx, c, e.log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	st, err := editionFor(ctx, db, date, c.location)
-	if err != nil {
-		return err
-	}
+var previewCommand = &command{
+	usage: "preview [--date YYYY-MM-DD] [--format html|text|eml] [--out FILE]\n\nRenders the edition exactly as a subscriber gets it (eml: the whole MIME message).",
+	needs: needDB | needTemplates,
+	setup: func(fs *flag.FlagSet) runFunc {
+		var date time.Time
+		format, out := "html", ""
+		dateFlag(fs, &date, "the edition's date, YYYY-MM-DD (default: today in NEWSLETTER_TZ)")
+		fs.Func("format", "html (the default), text, or eml (the whole message with headers)", func(s string) error {
+			if s != "html" && s != "text" && s != "eml" {
+				return fmt.Errorf("want html, text or eml")
+			}
+			format = s
+			return nil
+		})
+		fs.StringVar(&out, "out", "", "write to this file instead of standard output")
+		return func(ctx context.Context, a *app, _ []string) error { return preview(ctx, a, date, format, out) }
+	},
+}
+
+func preview(ctx context.Context, a *app, date time.Time, format, out string) error {
 	// No secret is needed: the preview's unsubscribe link belongs to nobody.
-	comp, err := composer(c, tpl, st.Edition, &subscribers.Store{DB: db})
+	_, comp, err := a.render(ctx, date, &subscribers.Store{DB: a.db})
 	if err != nil {
 		return err
 	}
-	msg := comp.Message(&previewRecipient, "preview@"+c.fromDomain(), c.baseURL+"/u/preview")
+	msg := comp.Message(&previewRecipient, "preview@"+a.cfg.fromDomain(), a.cfg.baseURL+"/u/preview")
 	var buf bytes.Buffer
 	switch format {
 	case "html":
@@ -59,12 +55,12 @@ func cmdPreview(ctx context.Context, e *env) error {
 		}
 	}
 	if out == "" {
-		_, err = e.stdout.Write(buf.Bytes())
+		_, err = a.stdout.Write(buf.Bytes())
 		return err
 	}
 	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
-	fmt.Fprintf(e.stdout, "wrote %s (%d bytes)\n", out, buf.Len())
+	fmt.Fprintf(a.stdout, "wrote %s (%d bytes)\n", out, buf.Len())
 	return nil
 }

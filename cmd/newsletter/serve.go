@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"newsletter/edition"
@@ -14,77 +14,23 @@ import (
 	"newsletter/web"
 )
 
-func cmdServe(ctx context.Context, e *env) error {
-	fs := flagSet(e, "serve", "serve [flags]\n\nServes the reader pages: /subscribe (sign-up, double opt-in), /confirm/{token}, GET/POST /u/{token}\n"+
-		"(one-click unsubscribe, RFC 8058, and the subscription's page), /editions, /editions/YYYY-MM-DD, /healthz, /readyz.\n"+
-		"Confirmation emails go out through SMTP_URL from NEWSLETTER_FROM.")
-	c := newConfig(fs, envDatabaseURL, envListen, envTemplates, envSecret, envBaseURL, envSMTPURL, envFrom,
-		envConfirmTTL, envConfirmLimit, envSignupLimit, envTrustedProxies, envListID)
-	var site string
-	var withWorker bool
-	fs.BoolVar(&withWorker, "worker", os.Getenv("NEWSLETTER_SERVE_WORKER") == "1", "also run a delivery worker in this process, like `newsletter worker` (env NEWSLETTER_SERVE_WORKER=1)")
-	var wf workerFlags
-	wf.register(fs)
-	fs.StringVar(&site, "site-name", "", "the publication's name shown on the pages (env NEWSLETTER_SITE_NAME; default: the latest edition's)")
-	if _, err := parseArgs(fs, e.args); err != nil {
-		return err
-	}
-	if err := wf.check(); err != nil {
-		return err
-	}
-	tpl, db, err := start(ctx, c, e.log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	web.TunePool(db)
-	if site == "" {
-		site = os.Getenv("NEWSLETTER_SITE_NAME")
-	}
-	eds := &edition.Store{DB: db}
-	if site == "" {
-		site = latestSiteName(ctx, eds)
-	}
-	subs := &subscribers.Store{DB: db, Tokens: c.tokens, Confirm: c.confirm}
-	outbox := web.NewOutbox(c.smtp, e.log, web.DefaultOutboxWorkers, web.DefaultOutboxQueue)
-	srv := &web.Server{
-		DB:             db,
-		Subscribers:    subs,
-		Editions:       eds,
-		BaseURL:        c.baseURL,
-		Templates:      tpl,
-		SiteName:       site,
-		Log:            e.log,
-		Outbox:         outbox,
-		From:           c.fromAddr,
-		DKIM:           c.dkim,
-		TrustedProxies: c.proxies,
-		IPLimit:        c.ipLimit,
-	}
+var serveCommand = &command{
+	usage: "serve [flags]\n\nServes the reader pages: /subscribe (sign-up, double opt-in), /confirm/{token}, GET/POST /u/{token}\n" +
+		"(one-click unsubscribe, RFC 8058, and the subscription's page), /editions, /editions/YYYY-MM-DD, /healthz, /readyz.\n" +
+		"Confirmation emails go out through SMTP_URL from NEWSLETTER_FROM.",
+	needs: needDB | needTemplates,
+	setup: func(*flag.FlagSet) runFunc { return serve },
+}
+
+func serve(ctx context.Context, a *app, _ []string) error {
+	subs := &subscribers.Store{DB: a.db, Tokens: a.cfg.tokens, Confirm: a.cfg.confirm}
+	outbox := web.NewOutbox(a.cfg.smtp, a.log, web.DefaultOutboxWorkers, web.DefaultOutboxQueue)
+	srv := a.readerPages(ctx, subs, outbox)
 	pruneCtx, stopPruning := context.WithCancel(ctx)
 	pruned := make(chan struct{})
-	go func() { defer close(pruned); pruneTokens(pruneCtx, subs, e) }()
-	if withWorker {
-		// Stopped with the server: ctx ends, the messages in flight finish,
-		// the leases are handed back, then serve returns.
-		wctx, stopWorker := context.WithCancel(ctx)
-		workerDone := make(chan struct{})
-		go func() {
-			defer close(workerDone)
-			if err := runWorker(wctx, e, c, &wf, tpl, db, 2*time.Second); err != nil && wctx.Err() == nil {
-				e.log.Error("in-process worker stopped", "err", err)
-			}
-		}()
-		defer func() { stopWorker(); <-workerDone }()
-	}
-	hs := &http.Server{
-		Addr:              c.listen,
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	go func() { defer close(pruned); a.pruneTokens(pruneCtx, subs) }()
+	if a.cfg.serveWorker {
+		defer a.workBeside(ctx)()
 	}
 	// Whatever way serve ends, the queued confirmation emails are sent
 	// (for a while) and the pruner stops.
@@ -94,14 +40,67 @@ func cmdServe(ctx context.Context, e *env) error {
 		octx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := outbox.Close(octx); err != nil {
-			e.log.Error("confirmation emails left unsent at shutdown", "err", err)
+			a.log.Error("confirmation emails left unsent at shutdown", "err", err)
 		}
 	}()
-	ln, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (%s): %w", c.listen, envListen, err)
+	return a.listenAndServe(ctx, srv.Handler())
+}
+
+// readerPages is the web server of the reader pages.
+func (a *app) readerPages(ctx context.Context, subs *subscribers.Store, outbox *web.Outbox) *web.Server {
+	eds := &edition.Store{DB: a.db}
+	site := a.cfg.siteName
+	if site == "" {
+		site = latestSiteName(ctx, eds)
 	}
-	e.log.Info("serving", "addr", ln.Addr().String())
+	return &web.Server{
+		DB:             a.db,
+		Subscribers:    subs,
+		Editions:       eds,
+		BaseURL:        a.cfg.baseURL,
+		Templates:      a.tpl,
+		SiteName:       site,
+		Log:            a.log,
+		Outbox:         outbox,
+		From:           a.cfg.fromAddr,
+		DKIM:           a.cfg.dkim,
+		TrustedProxies: a.cfg.proxies,
+		IPLimit:        a.cfg.ipLimit,
+	}
+}
+
+// workBeside runs a delivery worker beside the web server and returns what
+// stops it: ctx ends, the messages in flight finish, the leases are handed
+// back, then serve returns.
+func (a *app) workBeside(ctx context.Context) (stop func()) {
+	wctx, stopWorker := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.runWorker(wctx, 2*time.Second); err != nil && wctx.Err() == nil {
+			a.log.Error("in-process worker stopped", "err", err)
+		}
+	}()
+	return func() { stopWorker(); <-done }
+}
+
+// listenAndServe serves h on NEWSLETTER_LISTEN until ctx ends, then shuts
+// down gracefully.
+func (a *app) listenAndServe(ctx context.Context, h http.Handler) error {
+	hs := &http.Server{
+		Addr:              a.cfg.listen,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", a.cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (NEWSLETTER_LISTEN): %w", a.cfg.listen, err)
+	}
+	a.log.Info("serving", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -109,7 +108,7 @@ func cmdServe(ctx context.Context, e *env) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	e.log.Info("shutting down")
+	a.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
@@ -137,14 +136,14 @@ func latestSiteName(ctx context.Context, eds *edition.Store) string {
 
 // pruneTokens deletes long-expired confirmation tokens every hour until ctx
 // ends.
-func pruneTokens(ctx context.Context, subs *subscribers.Store, e *env) {
+func (a *app) pruneTokens(ctx context.Context, subs *subscribers.Store) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
 		if n, err := subs.PruneTokens(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("prune expired confirmation tokens", "err", err)
+			a.log.Warn("prune expired confirmation tokens", "err", err)
 		} else if n > 0 {
-			e.log.Info("pruned expired confirmation tokens", "count", n)
+			a.log.Info("pruned expired confirmation tokens", "count", n)
 		}
 		select {
 		case <-ctx.Done():

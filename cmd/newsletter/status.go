@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"time"
 
@@ -29,45 +30,49 @@ type statusReport struct {
 		Queued          int64 `json:"queued"`
 		Sending         int64 `json:"sending"`
 	} `json:"counts"`
+	failed int64 // both kinds
 }
 
-func cmdStatus(ctx context.Context, e *env) error {
-	fs := flagSet(e, "status", "status [--date YYYY-MM-DD] [--json] [--undelivered]\n\nHow an edition's send stands: counts by outcome and, with --undelivered, every recipient not delivered and why.")
-	c := newConfig(fs, envDatabaseURL, envTZ)
-	var date string
-	var asJSON, undelivered bool
-	fs.StringVar(&date, "date", "", "the edition's date, YYYY-MM-DD (default: today in NEWSLETTER_TZ)")
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.BoolVar(&undelivered, "undelivered", false, "list every recipient not delivered, with the reason")
-	pos, err := parseArgs(fs, e.args)
+var statusCommand = &command{
+	usage: "status [--date YYYY-MM-DD] [--json] [--undelivered]\n\nHow an edition's send stands: counts by outcome and, with --undelivered, every recipient not delivered and why.",
+	needs: needDB,
+	setup: func(fs *flag.FlagSet) runFunc {
+		var date time.Time
+		var asJSON, undelivered bool
+		dateFlag(fs, &date, "the edition's date, YYYY-MM-DD (default: today in NEWSLETTER_TZ)")
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+		fs.BoolVar(&undelivered, "undelivered", false, "list every recipient not delivered, with the reason")
+		return func(ctx context.Context, a *app, _ []string) error {
+			st, r, err := a.status(ctx, date)
+			if err != nil {
+				return err
+			}
+			w := bufio.NewWriter(a.stdout)
+			defer w.Flush()
+			q := &delivery.Queue{DB: a.db}
+			if asJSON {
+				return r.writeJSON(ctx, w, q, st.ID, undelivered)
+			}
+			return r.writeText(ctx, w, q, st.ID, undelivered)
+		}
+	},
+}
+
+// status is the report on the send of the edition of date.
+func (a *app) status(ctx context.Context, date time.Time) (*edition.Stored, *statusReport, error) {
+	st, err := a.edition(ctx, date)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if len(pos) != 0 {
-		return usageErr("status takes no arguments")
-	}
-	if err := c.load(e.log); err != nil {
-		return err
-	}
-	db, err := openDB(ctx, c)
+	state, err := (&edition.Store{DB: a.db}).SendState(ctx, st.ID)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer db.Close()
-	st, err := editionFor(ctx, db, date, c.location)
+	counts, err := (&delivery.Queue{DB: a.db}).Count(ctx, st.ID)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	state, err := (&edition.Store{DB: db}).SendState(ctx, st.ID)
-	if err != nil {
-		return err
-	}
-	q := &delivery.Queue{DB: db}
-	counts, err := q.Count(ctx, st.ID)
-	if err != nil {
-		return err
-	}
-	var r statusReport
+	r := &statusReport{failed: counts.Failed}
 	r.Edition, r.State = st.Edition.DateString(), state.State()
 	if state.PauseReason != nil {
 		r.PauseReason = *state.PauseReason
@@ -76,38 +81,42 @@ func cmdStatus(ctx context.Context, e *env) error {
 	r.Counts.Total, r.Counts.Sent, r.Counts.Skipped = counts.Total(), counts.Sent, counts.Skipped
 	r.Counts.FailedPermanent, r.Counts.FailedTemporary = counts.FailedPermanent, counts.Failed-counts.FailedPermanent
 	r.Counts.Queued, r.Counts.Sending = counts.Queued, counts.Sending
+	return st, r, nil
+}
 
-	w := bufio.NewWriter(e.stdout)
-	defer w.Flush()
-	if asJSON {
-		head, err := json.Marshal(r)
+// writeJSON writes the report as one document, with the undelivered if
+// asked, streamed into it.
+func (r *statusReport) writeJSON(ctx context.Context, w *bufio.Writer, q *delivery.Queue, id int64, undelivered bool) error {
+	head, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if !undelivered {
+		w.Write(head)
+		w.WriteString("\n")
+		return nil
+	}
+	// Splice the streamed list into the document: {...,"undelivered":[...]}.
+	w.Write(head[:len(head)-1])
+	w.WriteString(`,"undelivered":[`)
+	first := true
+	err = q.EachUndelivered(ctx, id, func(u delivery.Undelivered) error {
+		b, err := json.Marshal(u)
 		if err != nil {
 			return err
 		}
-		if !undelivered {
-			w.Write(head)
-			w.WriteString("\n")
-			return nil
+		if !first {
+			w.WriteString(",")
 		}
-		// Splice the streamed list into the document: {...,"undelivered":[...]}.
-		w.Write(head[:len(head)-1])
-		w.WriteString(`,"undelivered":[`)
-		first := true
-		err = q.EachUndelivered(ctx, st.ID, func(u delivery.Undelivered) error {
-			b, err := json.Marshal(u)
-			if err != nil {
-				return err
-			}
-			if !first {
-				w.WriteString(",")
-			}
-			first = false
-			_, err = w.Write(b)
-			return err
-		})
-		w.WriteString("]}\n")
+		first = false
+		_, err = w.Write(b)
 		return err
-	}
+	})
+	w.WriteString("]}\n")
+	return err
+}
+
+func (r *statusReport) writeText(ctx context.Context, w *bufio.Writer, q *delivery.Queue, id int64, undelivered bool) error {
 	fmt.Fprintf(w, "edition %s: %s", r.Edition, r.State)
 	if r.PauseReason != "" {
 		fmt.Fprintf(w, " (%s)", r.PauseReason)
@@ -117,32 +126,42 @@ func cmdStatus(ctx context.Context, e *env) error {
 		fmt.Fprintf(w, "send by:   %s\n", r.SendBy.Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "recipients %d: sent %d, failed %d (refused %d, temporary %d), skipped %d, queued %d, sending %d\n",
-		r.Counts.Total, r.Counts.Sent, counts.Failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,
+		r.Counts.Total, r.Counts.Sent, r.failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,
 		r.Counts.Skipped, r.Counts.Queued, r.Counts.Sending)
 	if !undelivered {
 		return nil
 	}
 	fmt.Fprintln(w, "\nsubscriber\temail\tstatus\tattempts\tcode\treason")
-	return q.EachUndelivered(ctx, st.ID, func(u delivery.Undelivered) error {
-		status := u.Status
-		if u.Permanent != nil && status == delivery.Failed {
-			if *u.Permanent {
-				status = "failed (refused)"
-			} else {
-				status = "failed (temporary)"
-			}
-		}
-		code, reply := "", ""
-		if u.Code != nil {
-			code = fmt.Sprint(*u.Code)
-			if u.Enhanced != nil {
-				code += " " + *u.Enhanced
-			}
-		}
-		if u.Reply != nil {
-			reply = oneLine(*u.Reply)
-		}
-		_, err := fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%s\n", u.SubscriberID, u.Email, status, u.Attempts, code, reply)
+	return q.EachUndelivered(ctx, id, func(u delivery.Undelivered) error {
+		_, err := fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%s\n", u.SubscriberID, u.Email, undeliveredStatus(u), u.Attempts, replyCode(u), replyText(u))
 		return err
 	})
+}
+
+func undeliveredStatus(u delivery.Undelivered) string {
+	if u.Permanent == nil || u.Status != delivery.Failed {
+		return u.Status
+	}
+	if *u.Permanent {
+		return "failed (refused)"
+	}
+	return "failed (temporary)"
+}
+
+func replyCode(u delivery.Undelivered) string {
+	if u.Code == nil {
+		return ""
+	}
+	code := fmt.Sprint(*u.Code)
+	if u.Enhanced != nil {
+		code += " " + *u.Enhanced
+	}
+	return code
+}
+
+func replyText(u delivery.Undelivered) string {
+	if u.Reply == nil {
+		return ""
+	}
+	return oneLine(*u.Reply)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -12,126 +13,149 @@ import (
 	"newsletter/subscribers"
 )
 
-func cmdSubscribers(ctx context.Context, e *env) error {
-	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" {
-		fmt.Fprintln(e.stdout, "Usage: newsletter subscribers import FILE [--status S] | add EMAIL [--name N] [--status S] | list [--status S] | export EMAIL | erase EMAIL")
-		if len(e.args) == 0 {
-			return usageErr("name a subcommand: import, add, list, export or erase")
+var subscribersImport = &command{
+	usage: "subscribers import FILE [--status S]\n\nImports a CSV with a header row: email required, name and status optional. All or nothing.",
+	args:  []string{"FILE"},
+	needs: needDB,
+	setup: func(fs *flag.FlagSet) runFunc {
+		status := subscribers.Pending
+		statusFlag(fs, &status, false, "status for rows without one: pending (the default), confirmed or unsubscribed")
+		return func(ctx context.Context, a *app, args []string) error {
+			return importSubscribers(ctx, a, args[0], status)
 		}
-		return nil
-	}
-	sub, args := e.args[0], e.args[1:]
-	fs := flagSet(e, "subscribers "+sub, "subscribers "+sub+" [flags]")
-	c := newConfig(fs, envDatabaseURL, envSecret)
-	var status, name string
-	switch sub {
-	case "import":
-		fs.StringVar(&status, "status", "pending", "status for rows without one: pending, confirmed or unsubscribed")
-	case "add":
-		fs.StringVar(&status, "status", "pending", "pending, confirmed or unsubscribed")
-		fs.StringVar(&name, "name", "", "the person's name")
-	case "list":
-		fs.StringVar(&status, "status", "", "only this status: pending, confirmed, unsubscribed or bounced")
-	case "export", "erase":
-		fs.Usage = func() {
-			fmt.Fprintf(e.stdout, "Usage: newsletter subscribers %s EMAIL\n\n%s\n", sub, map[string]string{
-				"export": "Prints everything kept about the person as JSON: the subscriber, the consent record,\nthe links mailed to them, their deliveries, whether the address is suppressed.",
-				"erase":  "Removes the person's personal data (GDPR art. 17): address and name, mailed links, the\nIP and user agent in the consent record. Keeps the consent record's entries (proof of\nconsent, with addresses only as keyed hashes) and puts the address on the suppression\nlist, so that no import adds it back. Asks nothing: it prints what it did.",
-			}[sub])
-		}
-	default:
-		return usageErr("unknown subcommand %q: want import, add, list, export or erase", sub)
-	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	want := map[string]int{"import": 1, "add": 1, "list": 0, "export": 1, "erase": 1}[sub]
-	if len(pos) != want {
-		return usageErr("subscribers %s takes %d argument(s), got %d", sub, want, len(pos))
-	}
-	var st subscribers.Status
-	if status != "" {
-		if status == string(subscribers.Bounced) && sub == "list" {
-			st = subscribers.Bounced
-		} else if st, err = subscribers.ParseStatus(status); err != nil {
-			return usageErr("--status: %v", err)
-		}
-	}
-	if sub == "list" {
-		c.need[envSecret] = false
-	}
-	if err := c.load(e.log); err != nil {
-		return err
-	}
-	db, err := openDB(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	store := &subscribers.Store{DB: db, Tokens: c.tokens}
+	},
+}
 
-	switch sub {
-	case "import":
-		f, err := os.Open(pos[0])
-		if err != nil {
-			return fmt.Errorf("open %s: %w", pos[0], err)
+var subscribersAdd = &command{
+	usage: "subscribers add EMAIL [--name N] [--status S]\n\nAdds one person; refused if the address was erased on request.",
+	args:  []string{"EMAIL"},
+	needs: needDB,
+	setup: func(fs *flag.FlagSet) runFunc {
+		status := subscribers.Pending
+		var name string
+		statusFlag(fs, &status, false, "pending (the default), confirmed or unsubscribed")
+		fs.StringVar(&name, "name", "", "the person's name")
+		return func(ctx context.Context, a *app, args []string) error {
+			s, err := a.subscribers().Add(ctx, args[0], name, status)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "added subscriber %d (%s)\n", s.ID, s.Status)
+			return nil
 		}
-		defer f.Close()
-		res, err := store.Import(ctx, f, st)
-		var ie *subscribers.ImportError
-		if errors.As(err, &ie) {
-			fmt.Fprintf(e.stderr, "%s: %v\n", pos[0], ie)
-			return fmt.Errorf("%s has %d bad row(s); nothing was imported", pos[0], len(ie.Rows))
+	},
+}
+
+var subscribersList = &command{
+	usage: "subscribers list [--status S]\n\nLists the subscribers as tab-separated lines.",
+	needs: needDB,
+	setup: func(fs *flag.FlagSet) runFunc {
+		var status subscribers.Status
+		statusFlag(fs, &status, true, "only this status: pending, confirmed, unsubscribed or bounced")
+		return func(ctx context.Context, a *app, _ []string) error { return listSubscribers(ctx, a, status) }
+	},
+}
+
+var subscribersExport = &command{
+	usage: "subscribers export EMAIL\n\nPrints everything kept about the person as JSON: the subscriber, the consent record,\n" +
+		"the links mailed to them, their deliveries, whether the address is suppressed.",
+	args:  []string{"EMAIL"},
+	needs: needDB,
+	setup: func(*flag.FlagSet) runFunc { return exportSubscriber },
+}
+
+var subscribersErase = &command{
+	usage: "subscribers erase EMAIL\n\nRemoves the person's personal data (GDPR art. 17): address and name, mailed links, the\n" +
+		"IP and user agent in the consent record. Keeps the consent record's entries (proof of\n" +
+		"consent, with addresses only as keyed hashes) and puts the address on the suppression\n" +
+		"list, so that no import adds it back. Asks nothing: it prints what it did.",
+	args:  []string{"EMAIL"},
+	needs: needDB,
+	setup: func(*flag.FlagSet) runFunc { return eraseSubscriber },
+}
+
+// statusFlag is --status, checked as it is parsed; bounced is a status to
+// list, never one to set.
+func statusFlag(fs *flag.FlagSet, dst *subscribers.Status, bounced bool, usage string) {
+	fs.Func("status", usage, func(s string) error {
+		if bounced && s == string(subscribers.Bounced) {
+			*dst = subscribers.Bounced
+			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", pos[0], err)
-		}
-		fmt.Fprintf(e.stdout, "imported %d rows: %d added, %d updated, %d kept unsubscribed, %d suppressed (erased on request)\n",
-			res.Rows, res.Added, res.Updated, res.KeptUnsubscribed, res.Suppressed)
-	case "add":
-		s, err := store.Add(ctx, pos[0], name, st)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "added subscriber %d (%s)\n", s.ID, s.Status)
-	case "export":
-		x, err := store.ExportPerson(ctx, pos[0])
-		if errors.Is(err, subscribers.ErrNotFound) {
-			return notFound(ctx, store, pos[0])
-		}
-		if err != nil {
-			return err
-		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(x)
-	case "erase":
-		res, err := store.Erase(ctx, pos[0], subscribers.Source{Method: subscribers.MethodEditor})
-		if errors.Is(err, subscribers.ErrNotFound) {
-			return notFound(ctx, store, pos[0])
-		}
-		if err != nil {
-			return err
-		}
-		e.log.Info("erased", "subscriber", res.SubscriberID)
-		fmt.Fprintf(e.stdout, "erased subscriber %d: address and name removed, %d mailed link(s) deleted, "+
-			"%d consent record entries kept without IP and user agent, %d address(es) added to the suppression list\n",
-			res.SubscriberID, res.TokensDeleted, res.ConsentsKept, res.SuppressedKeys)
-	case "list":
-		// Tab-separated and streamed a page at a time: a list of any size
-		// prints without being held in memory.
-		w := bufio.NewWriter(e.stdout)
-		fmt.Fprintln(w, "id\temail\tname\tstatus\tcreated")
-		err := store.Each(ctx, st, func(s subscribers.Subscriber) error {
-			_, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", s.ID, s.Email, s.Name, s.Status, s.CreatedAt.UTC().Format(time.RFC3339))
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		return w.Flush()
+		st, err := subscribers.ParseStatus(s)
+		*dst = st
+		return err
+	})
+}
+
+// subscribers is the store, with the secret when the subcommand reads it
+// (every one but list).
+func (a *app) subscribers() *subscribers.Store {
+	return &subscribers.Store{DB: a.db, Tokens: a.cfg.tokens}
+}
+
+func importSubscribers(ctx context.Context, a *app, file string, status subscribers.Status) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", file, err)
 	}
+	defer f.Close()
+	res, err := a.subscribers().Import(ctx, f, status)
+	var ie *subscribers.ImportError
+	if errors.As(err, &ie) {
+		fmt.Fprintf(a.stderr, "%s: %v\n", file, ie)
+		return fmt.Errorf("%s has %d bad row(s); nothing was imported", file, len(ie.Rows))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	fmt.Fprintf(a.stdout, "imported %d rows: %d added, %d updated, %d kept unsubscribed, %d suppressed (erased on request)\n",
+		res.Rows, res.Added, res.Updated, res.KeptUnsubscribed, res.Suppressed)
+	return nil
+}
+
+// listSubscribers prints tab-separated lines, streamed a page at a time: a
+// list of any size prints without being held in memory.
+func listSubscribers(ctx context.Context, a *app, status subscribers.Status) error {
+	w := bufio.NewWriter(a.stdout)
+	fmt.Fprintln(w, "id\temail\tname\tstatus\tcreated")
+	err := a.subscribers().Each(ctx, status, func(s subscribers.Subscriber) error {
+		_, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", s.ID, s.Email, s.Name, s.Status, s.CreatedAt.UTC().Format(time.RFC3339))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func exportSubscriber(ctx context.Context, a *app, args []string) error {
+	store := a.subscribers()
+	x, err := store.ExportPerson(ctx, args[0])
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return notFound(ctx, store, args[0])
+	}
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(x)
+}
+
+func eraseSubscriber(ctx context.Context, a *app, args []string) error {
+	store := a.subscribers()
+	res, err := store.Erase(ctx, args[0], subscribers.Source{Method: subscribers.MethodEditor})
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return notFound(ctx, store, args[0])
+	}
+	if err != nil {
+		return err
+	}
+	a.log.Info("erased", "subscriber", res.SubscriberID)
+	fmt.Fprintf(a.stdout, "erased subscriber %d: address and name removed, %d mailed link(s) deleted, "+
+		"%d consent record entries kept without IP and user agent, %d address(es) added to the suppression list\n",
+		res.SubscriberID, res.TokensDeleted, res.ConsentsKept, res.SuppressedKeys)
 	return nil
 }
 

@@ -3,53 +3,41 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"time"
 
-	"github.com/jmoiron/sqlx"
+	"golang.org/x/time/rate"
 
 	"newsletter/delivery"
 	"newsletter/edition"
 	"newsletter/subscribers"
-	"newsletter/templates"
 )
 
-func cmdWorker(ctx context.Context, e *env) error {
-	fs := flagSet(e, "worker", "worker [flags]\n\nA long-lived delivery worker: sends every edition whose send has started until SIGINT/SIGTERM.\nRun any number of them, on any number of machines, against one database.")
-	c := newConfig(fs, envDatabaseURL, envSMTPURL, envFrom, envBaseURL, envTemplates, envListID, envSecret)
-	var wf workerFlags
-	wf.register(fs)
-	var poll time.Duration
-	fs.DurationVar(&poll, "poll", 2*time.Second, "how often to look for work when idle")
-	pos, err := parseArgs(fs, e.args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usageErr("worker takes no arguments")
-	}
-	if err := wf.check(); err != nil {
-		return err
-	}
-	tpl, db, err := start(ctx, c, e.log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	err = runWorker(ctx, e, c, &wf, tpl, db, poll)
-	if errors.Is(err, context.Canceled) {
-		e.log.Info("worker stopped")
-		return nil
-	}
-	return err
+var workerCommand = &command{
+	usage: "worker [flags]\n\nA long-lived delivery worker: sends every edition whose send has started until SIGINT/SIGTERM.\n" +
+		"Run any number of them, on any number of machines, against one database.",
+	needs: needDB | needTemplates,
+	setup: func(fs *flag.FlagSet) runFunc {
+		var poll time.Duration
+		fs.DurationVar(&poll, "poll", 2*time.Second, "how often to look for work when idle")
+		return func(ctx context.Context, a *app, _ []string) error {
+			err := a.runWorker(ctx, poll)
+			if errors.Is(err, context.Canceled) {
+				a.log.Info("worker stopped")
+				return nil
+			}
+			return err
+		}
+	},
 }
 
 // runWorker sends the active editions, oldest first, until ctx ends. It is
 // also what `serve --worker` runs beside the web server.
-func runWorker(ctx context.Context, e *env, c *config, wf *workerFlags, tpl *templates.Set, db *sqlx.DB, poll time.Duration) error {
-	eds := &edition.Store{DB: db}
-	subs := &subscribers.Store{DB: db, Tokens: c.tokens}
-	e.log.Info("worker started", "conns", wf.conns)
+func (a *app) runWorker(ctx context.Context, poll time.Duration) error {
+	eds := &edition.Store{DB: a.db}
+	a.log.Info("worker started", "conns", a.cfg.conns)
 	for {
 		ids, err := eds.Active(ctx)
 		if err != nil {
@@ -57,14 +45,14 @@ func runWorker(ctx context.Context, e *env, c *config, wf *workerFlags, tpl *tem
 				return ctx.Err()
 			}
 			// The database may be restarting: keep trying.
-			e.log.Warn("list active editions failed; retrying", "err", err)
+			a.log.Warn("list active editions failed; retrying", "err", err)
 		}
 		for _, id := range ids {
-			if err := workEdition(ctx, e, c, wf, tpl, db, eds, subs, id); err != nil {
+			if err := a.workEdition(ctx, eds, id); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				e.log.Warn("edition not finished", "edition", id, "err", err)
+				a.log.Warn("edition not finished", "edition", id, "err", err)
 			}
 		}
 		if !sleepCtx(ctx, poll) {
@@ -73,27 +61,72 @@ func runWorker(ctx context.Context, e *env, c *config, wf *workerFlags, tpl *tem
 	}
 }
 
-func workEdition(ctx context.Context, e *env, c *config, wf *workerFlags, tpl *templates.Set, db *sqlx.DB, eds *edition.Store, subs *subscribers.Store, id int64) error {
+func (a *app) workEdition(ctx context.Context, eds *edition.Store, id int64) error {
 	st, err := eds.GetByID(ctx, id)
 	if err != nil {
 		return err
 	}
 	// Rendered once per edition, here as in send.
-	comp, err := composer(c, tpl, st.Edition, subs)
+	comp, err := a.composer(st.Edition, &subscribers.Store{DB: a.db, Tokens: a.cfg.tokens})
 	if err != nil {
 		return err
 	}
-	w, err := wf.worker(c, db, comp, e.log)
+	w, err := a.newWorker(comp)
 	if err != nil {
 		return err
 	}
 	var stats delivery.Stats
 	err = w.Run(ctx, id, &stats)
-	e.log.Info("edition worked", "edition", st.Edition.DateString(), "sent", stats.Sent.Load(), "failed", stats.Failed.Load(), "err", err)
+	a.log.Info("edition worked", "edition", st.Edition.DateString(), "sent", stats.Sent.Load(), "failed", stats.Failed.Load(), "err", err)
 	if err != nil {
 		return fmt.Errorf("edition %s: %w", st.Edition.DateString(), err)
 	}
 	return nil
+}
+
+// newWorker builds the delivery worker the settings describe, for the
+// edition comp renders. It is the one place a delivery.Worker is made.
+func (a *app) newWorker(comp *delivery.Composer) (*delivery.Worker, error) {
+	c := a.cfg
+	prep, err := comp.Prepare()
+	if err != nil {
+		return nil, fmt.Errorf("prepare the edition's message: %w", err)
+	}
+	w := &delivery.Worker{
+		Queue:          &delivery.Queue{DB: a.db},
+		Editions:       &edition.Store{DB: a.db},
+		Dial:           delivery.BulkDialer(c.relays, comp, prep),
+		Holder:         holderName(),
+		Log:            a.log,
+		Conns:          c.conns,
+		Group:          groupSize(c.conns),
+		Batch:          c.batch,
+		MaxAttempts:    c.maxAttempts,
+		RetryBase:      c.retryBase,
+		MaxPerConn:     c.maxPerConn,
+		LeaseTTL:       c.leaseTTL,
+		Domains:        delivery.NewDomainLimits(c.domainRates),
+		ErrorThreshold: c.errorThreshold,
+	}
+	if c.rate > 0 {
+		w.Rate = rate.NewLimiter(rate.Limit(c.rate), max(1, int(c.rate/10)))
+	}
+	return w, nil
+}
+
+// groupSize is how many messages a connection sends before recording them:
+// 50, but fewer with many connections, so that the messages held in memory
+// (a group of ~50 KB messages per connection) and the duplicates a crash can
+// cause (a group per connection) stay near 50 × 8 whatever the pool size.
+func groupSize(conns int) int {
+	return min(50, max(10, 400/conns))
+}
+
+// holderName names this process in lease records: host, pid and a random
+// part, so a restarted process never mistakes an old lease for its own.
+func holderName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), randomHex(4))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// setting is one value of the configuration: a row of the table below, from
+// which come the parsing (a flag given, else the environment variable, else
+// the default), each subcommand's -h, the errors naming the variable, and
+// the README's configuration table (TestREADMEConfigurationTable compares
+// the two).
+type setting struct {
+	env  string // the environment variable
+	flag string // the flag of the same meaning; none for the secret, which would show in `ps`
+	def  string // the value when neither is given
+	// required, when not empty, makes an unset value an error, and says
+	// what to set it to.
+	required string
+	// secret values (passwords, keys) are never printed: not in -h, which
+	// shows only the defaults, nor in errors, which parse keeps them out of.
+	secret bool
+	cmds   []string // the subcommands that read it, by full name ("subscribers add")
+	help   string
+	// parse checks the value and stores it in the config; its error names
+	// the setting (name is the variable, or the flag and the variable when
+	// the flag was given) and says what to fix.
+	parse func(c *config, name, v string) error
+}
+
+// The subcommands that read each group of settings.
+var (
+	dbCmds = []string{"migrate", "subscribers import", "subscribers add", "subscribers list",
+		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve"}
+	mailCmds    = []string{"preview", "send", "worker", "serve"} // render an edition's or a confirmation's mail
+	smtpCmds    = []string{"send", "worker", "serve"}            // send mail; send and worker run a delivery worker, serve with --worker
+	secretCmds  = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve"}
+	todayCmds   = []string{"preview", "send", "status"} // decide what "today" is
+	serveCmds   = []string{"serve"}
+	allCmds     = append(slices.Clone(dbCmds), "secret")
+	sendCmds    = []string{"send"}
+	editionCmds = []string{"edition import"}
+)
+
+// settings is every value the program reads from its environment. Adding a
+// setting is a row here (and a field in config for its parsed value).
+var settings = []setting{
+	{env: "DATABASE_URL", flag: "database-url", secret: true, cmds: dbCmds,
+		required: "set it to your PostgreSQL URL, like postgres://user:pass@localhost/newsletter?sslmode=disable",
+		help:     "PostgreSQL URL, like postgres://user:pass@localhost/newsletter?sslmode=disable",
+		parse:    parseDatabaseURL},
+	{env: "SMTP_URL", flag: "smtp-url", secret: true, cmds: smtpCmds,
+		required: "set it to your relay, like smtp://user:pass@smtp.example.com:587 (STARTTLS), smtps://... (implicit TLS) or smtp://localhost:1025?tls=none",
+		help:     "the relay, smtp://user:pass@host:port?tls=starttls|tls|none or smtps://...; several, comma-separated, are tried in order",
+		parse:    parseRelays},
+	{env: "NEWSLETTER_FROM", flag: "from", cmds: mailCmds,
+		required: "set it to the sender, like 'London Daily <newsletter@example.com>'",
+		help:     "the sender, like 'London Daily <newsletter@example.com>'; its domain ends every Message-ID",
+		parse:    parseFrom},
+	{env: "NEWSLETTER_BASE_URL", flag: "base-url", cmds: mailCmds,
+		required: "set it to the public address of the reader pages, like https://news.example.com/newsletter",
+		help:     "public address of the reader pages, used for every link in the email",
+		parse:    parseBaseURL},
+	{env: "NEWSLETTER_SECRET", secret: true, cmds: secretCmds,
+		required: "it keys the links in every email; generate one with `newsletter secret`, keep it, and never change it (changing it breaks the unsubscribe links already sent)",
+		help:     "at least 32 bytes that key the unsubscribe links; print one with: newsletter secret",
+		parse:    parseSecret},
+	{env: "NEWSLETTER_TZ", flag: "tz", def: "UTC", cmds: todayCmds,
+		help:  "time zone that decides what today is, like Europe/London",
+		parse: parseTZ},
+	{env: "NEWSLETTER_TEMPLATES", flag: "templates", cmds: mailCmds,
+		help:  "folder whose templates override the built-in ones",
+		parse: parseTemplatesDir},
+	{env: "NEWSLETTER_LIST_ID", flag: "list-id", cmds: mailCmds,
+		help:  "List-Id header, like 'London Daily <daily.news.example.com>' (default: from the site name and NEWSLETTER_FROM)",
+		parse: oneLineText(func(c *config) *string { return &c.listID })},
+	{env: "NEWSLETTER_DKIM_KEY_FILE", flag: "dkim-key-file", cmds: mailCmds,
+		help:  "the DKIM private key (PEM) that signs every message; unset: mail goes unsigned",
+		parse: oneLineText(func(c *config) *string { return &c.dkimKeyFile })},
+	{env: "NEWSLETTER_DKIM_SELECTOR", flag: "dkim-selector", cmds: mailCmds,
+		help:  "the DKIM selector, whose public key is published at <selector>._domainkey.<domain>",
+		parse: oneLineText(func(c *config) *string { return &c.dkimSelector })},
+	{env: "NEWSLETTER_DKIM_DOMAIN", flag: "dkim-domain", cmds: mailCmds,
+		help:  "the DKIM signing domain (default: NEWSLETTER_FROM's)",
+		parse: oneLineText(func(c *config) *string { return &c.dkimDomain })},
+
+	// The reader pages.
+	{env: "NEWSLETTER_LISTEN", flag: "listen", def: "127.0.0.1:8080", cmds: serveCmds,
+		help:  "HTTP address to listen on",
+		parse: parseListen},
+	{env: "NEWSLETTER_SITE_NAME", flag: "site-name", cmds: serveCmds,
+		help:  "the publication's name shown on the pages (default: the latest edition's)",
+		parse: oneLineText(func(c *config) *string { return &c.siteName })},
+	{env: "NEWSLETTER_CONFIRM_TTL", flag: "confirm-ttl", def: "168h", cmds: serveCmds,
+		help:  "how long a confirmation link works",
+		parse: parseConfirmTTL},
+	{env: "NEWSLETTER_CONFIRM_LIMIT", flag: "confirm-limit", def: "3/24h", cmds: serveCmds,
+		help:  "confirmation emails one address gets, N/PERIOD",
+		parse: parseConfirmLimit},
+	{env: "NEWSLETTER_SIGNUP_LIMIT", flag: "signup-limit", def: "5/10m", cmds: serveCmds,
+		help:  "forms that send email, per client IP: N/PERIOD, or off",
+		parse: parseSignupLimit},
+	{env: "NEWSLETTER_TRUSTED_PROXIES", flag: "trusted-proxies", cmds: serveCmds,
+		help:  "reverse proxies whose X-Forwarded-For is believed, addresses or prefixes separated by commas",
+		parse: parseProxies},
+	{env: "NEWSLETTER_SERVE_WORKER", flag: "worker", def: "false", cmds: serveCmds,
+		help:  "also run a delivery worker in this process, like newsletter worker (true or 1)",
+		parse: parseBool(func(c *config) *bool { return &c.serveWorker })},
+
+	// The delivery worker (send, worker, serve --worker).
+	{env: "NEWSLETTER_SMTP_CONNS", flag: "conns", def: "2", cmds: smtpCmds,
+		help:  "SMTP connections in parallel",
+		parse: intIn(1, 100, func(c *config) *int { return &c.conns })},
+	{env: "NEWSLETTER_SMTP_MAX_MSGS", flag: "max-per-conn", def: "1000", cmds: smtpCmds,
+		help:  "messages per SMTP connection before reconnecting; 0: no limit",
+		parse: intIn(0, maxInt, func(c *config) *int { return &c.maxPerConn })},
+	{env: "NEWSLETTER_MAX_ATTEMPTS", flag: "max-attempts", def: "5", cmds: smtpCmds,
+		help:  "attempts before a temporary failure is final",
+		parse: intIn(1, maxInt, func(c *config) *int { return &c.maxAttempts })},
+	{env: "NEWSLETTER_RETRY_BASE", flag: "retry-base", def: "30s", cmds: smtpCmds,
+		help:  "first retry delay, doubled per attempt",
+		parse: durationFrom(time.Nanosecond, func(c *config) *time.Duration { return &c.retryBase })},
+	{env: "NEWSLETTER_BATCH", flag: "batch", def: "200", cmds: smtpCmds,
+		help:  "deliveries leased at a time per connection",
+		parse: intIn(1, 10000, func(c *config) *int { return &c.batch })},
+	{env: "NEWSLETTER_RATE", flag: "rate", def: "0", cmds: smtpCmds,
+		help:  "messages per second for this process at most; 0: no limit",
+		parse: parseRate},
+	{env: "NEWSLETTER_DOMAIN_RATES", flag: "domain-rates", cmds: smtpCmds,
+		help:  "messages per second per recipient domain, like gmail.com=50,yahoo.com=20",
+		parse: parseDomainRates},
+	{env: "NEWSLETTER_ERROR_THRESHOLD", flag: "error-threshold", def: "100", cmds: smtpCmds,
+		help:  "pause the send after this many temporary failures in a row; 0: never",
+		parse: intIn(0, maxInt, func(c *config) *int { return &c.errorThreshold })},
+	{env: "NEWSLETTER_LEASE_TTL", flag: "lease-ttl", def: "5m", cmds: smtpCmds,
+		help:  "how long a worker holds leased deliveries; a crashed worker's are resent after it",
+		parse: durationFrom(time.Second, func(c *config) *time.Duration { return &c.leaseTTL })},
+	{env: "NEWSLETTER_SEND_WINDOW", flag: "send-window", def: "12h", cmds: sendCmds,
+		help:  "temporary failures are given up this long after the send started; 0: never",
+		parse: durationFrom(0, func(c *config) *time.Duration { return &c.sendWindow })},
+
+	{env: "NEWSLETTER_SITE_URL", flag: "site-url", cmds: editionCmds,
+		help:  "the site's address, for story links the source does not give",
+		parse: oneLineText(func(c *config) *string { return &c.siteURL })},
+	{env: "NEWSLETTER_LOG_LEVEL", flag: "log-level", def: "info", cmds: allCmds,
+		help:  "debug, info, warn or error",
+		parse: parseLogLevel},
+	{env: "NEWSLETTER_LOG_FORMAT", flag: "log-format", def: "text", cmds: allCmds,
+		help:  "text, or json (one object a line, for log collectors)",
+		parse: parseLogFormat},
+}
+
+// settingsFor is the table's rows that cmd reads, in table order.
+func settingsFor(cmd string) []*setting {
+	var out []*setting
+	for i := range settings {
+		if slices.Contains(settings[i].cmds, cmd) {
+			out = append(out, &settings[i])
+		}
+	}
+	return out
+}
+
+// flagValues records the setting flags given on the command line.
+type flagValues map[string]string // by variable
+
+// registerSettings adds the flags of cmd's settings to fs. Their defaults
+// are not flag defaults: a flag not given leaves the variable to decide.
+func registerSettings(fs *flag.FlagSet, cmd string) flagValues {
+	given := flagValues{}
+	for _, s := range settingsFor(cmd) {
+		if s.flag == "" {
+			continue
+		}
+		set := func(v string) error { given[s.env] = v; return nil }
+		if s.def == "false" {
+			fs.BoolFunc(s.flag, s.help, set)
+		} else {
+			fs.Func(s.flag, s.help, set)
+		}
+	}
+	return given
+}
+
+// loadSettings reads every setting cmd reads: the flag if given, else the
+// environment variable if not empty, else the default. The first bad value
+// is the error.
+func loadSettings(cmd string, given flagValues) (*config, error) {
+	c := &config{}
+	for _, s := range settingsFor(cmd) {
+		name, v := s.env, os.Getenv(s.env)
+		if fv, ok := given[s.env]; ok {
+			name, v = "--"+s.flag+" ("+s.env+")", fv
+		}
+		if strings.TrimSpace(v) == "" {
+			v = s.def
+		}
+		if strings.TrimSpace(v) == "" && s.required != "" {
+			return nil, fmt.Errorf("%s is not set: %s", name, s.required)
+		}
+		if err := s.parse(c, name, v); err != nil {
+			if !strings.Contains(err.Error(), s.env) {
+				err = fmt.Errorf("%s: %w", name, err)
+			}
+			return nil, err
+		}
+	}
+	if err := c.finish(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// printSettings is the settings part of cmd's -h: each flag with its
+// variable and default. It never prints a value taken from the environment.
+func printSettings(w io.Writer, cmd string) {
+	list := settingsFor(cmd)
+	if len(list) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nSettings (a flag given wins over its environment variable, which wins over the default):")
+	for _, s := range list {
+		var b strings.Builder
+		b.WriteString("  ")
+		if s.flag != "" {
+			b.WriteString("--" + s.flag + ", ")
+		}
+		b.WriteString(s.env)
+		var notes []string
+		switch {
+		case s.required != "":
+			notes = append(notes, "required")
+		case s.def != "":
+			notes = append(notes, "default "+s.def)
+		}
+		if s.flag == "" {
+			notes = append(notes, "no flag: a flag would show it in ps")
+		}
+		if len(notes) > 0 {
+			b.WriteString(" (" + strings.Join(notes, "; ") + ")")
+		}
+		fmt.Fprintf(w, "%s\n        %s\n", b.String(), s.help)
+	}
+}
