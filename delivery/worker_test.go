@@ -47,6 +47,18 @@ func composer(t testing.TB, f *fixture) *delivery.Composer {
 	}
 }
 
+// dialer opens the connections a send uses: the edition prepared once,
+// over pipelined SMTP.
+func dialer(t testing.TB, f *fixture, relays ...mailer.Config) delivery.Dialer {
+	t.Helper()
+	comp := composer(t, f)
+	prep, err := comp.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return delivery.BulkDialer(relays, comp, prep)
+}
+
 func smtpConfig(srv *smtptest.Server) mailer.Config {
 	return mailer.Config{Host: srv.Host(), Port: srv.Port(), TLS: mailer.TLSNone, Timeout: 5 * time.Second}
 }
@@ -64,7 +76,7 @@ func TestWorkerSendsEachRecipientOnceOverManyConnections(t *testing.T) {
 	if err := f.subs.Unsubscribe(ctx, 7); err != nil {
 		t.Fatal(err)
 	}
-	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{smtpConfig(srv)}, composer(t, f)), Holder: "test",
+	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "test",
 		Log: quietLog(), Conns: 4, Batch: 7, Group: 5}
 	var stats delivery.Stats
 	if err := w.Run(ctx, f.edition, &stats); err != nil {
@@ -95,7 +107,7 @@ func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 	f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	// Nothing listens here: every dial fails.
 	cfg := mailer.Config{Host: "127.0.0.1", Port: 1, TLS: mailer.TLSNone, Timeout: time.Second}
-	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{cfg}, composer(t, f)), Holder: "test",
+	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, cfg), Holder: "test",
 		Log: quietLog(), DialThreshold: 3, Poll: time.Millisecond}
 	var stats delivery.Stats
 	err := w.Run(ctx, f.edition, &stats)
@@ -116,7 +128,7 @@ func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 	if _, err := (&edition.Store{DB: f.db}).Resume(ctx, f.edition); err != nil {
 		t.Fatal(err)
 	}
-	w = &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]mailer.Config{cfg, smtpConfig(srv)}, composer(t, f)), Holder: "test2", Log: quietLog()}
+	w = &delivery.Worker{Queue: f.q, Dial: dialer(t, f, cfg, smtpConfig(srv)), Holder: "test2", Log: quietLog()}
 	if err := w.Run(ctx, f.edition, &stats); err != nil {
 		t.Fatal(err)
 	}
@@ -126,66 +138,29 @@ func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 }
 
 // BenchmarkSend10k sends an edition to 10,000 subscribers through an
-// in-process SMTP sink, every outcome recorded in PostgreSQL, once with
-// go-mail per message and once with the prepared edition over pipelined
-// SMTP: the before and after of the bulk path.
+// in-process SMTP sink, every outcome recorded in PostgreSQL.
 func BenchmarkSend10k(b *testing.B) {
 	f := newFixture(b, 10000)
 	ctx := context.Background()
 	srv := smtptest.Start(b, smtptest.WithDiscard())
-	comp := composer(b, f)
-	prep, err := comp.Prepare()
-	if err != nil {
-		b.Fatal(err)
-	}
-	relays := []mailer.Config{smtpConfig(srv)}
-	for _, tr := range []struct {
-		name string
-		dial delivery.Dialer
-	}{
-		{"gomail", delivery.SMTPDialer(relays, comp)},
-		{"bulk", delivery.BulkDialer(relays, comp, prep)},
-	} {
-		b.Run(tr.name, func(b *testing.B) {
-			for i := range b.N {
-				b.StopTimer()
-				f.db.MustExec(`DELETE FROM deliveries`)
-				f.db.MustExec(`UPDATE editions SET send_started_at = NULL, finished_at = NULL`)
-				b.StartTimer()
-				start := time.Now()
-				if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
-					b.Fatal(err)
-				}
-				w := &delivery.Worker{Queue: f.q, Dial: tr.dial, Holder: fmt.Sprint("bench", i), Log: quietLog(), Conns: 4}
-				var stats delivery.Stats
-				if err := w.Run(ctx, f.edition, &stats); err != nil {
-					b.Fatal(err)
-				}
-				if stats.Sent.Load() != 10000 {
-					b.Fatalf("sent %d", stats.Sent.Load())
-				}
-				b.ReportMetric(10000/time.Since(start).Seconds(), "msgs/s")
-			}
-		})
-	}
-}
-
-// BenchmarkComposeMessage is the per-recipient work of a send without the
-// network: splice the recipient into the edition rendered once, build the
-// message with go-mail and write it out.
-func BenchmarkComposeMessage(b *testing.B) {
-	f := newFixture(b, 0)
-	comp := composer(b, f)
-	j := delivery.Job{ID: 1, SubscriberID: 1, MessageID: "bench@example.com", SubscriberUUID: "3f1c1a52-8a7e-4d5e-9a55-1d1b1c1d1e1f",
-		Email: "ada@example.com", Name: "Ada Lovelace", SubscriberStatus: "confirmed"}
-	b.ReportAllocs()
-	for b.Loop() {
-		m, err := mailer.Build(comp.ForJob(j))
-		if err != nil {
+	dial := dialer(b, f, smtpConfig(srv))
+	for i := range b.N {
+		b.StopTimer()
+		f.db.MustExec(`DELETE FROM deliveries`)
+		f.db.MustExec(`UPDATE editions SET send_started_at = NULL, finished_at = NULL`)
+		b.StartTimer()
+		start := time.Now()
+		if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := m.WriteTo(io.Discard); err != nil {
+		w := &delivery.Worker{Queue: f.q, Dial: dial, Holder: fmt.Sprint("bench", i), Log: quietLog(), Conns: 4}
+		var stats delivery.Stats
+		if err := w.Run(ctx, f.edition, &stats); err != nil {
 			b.Fatal(err)
 		}
+		if stats.Sent.Load() != 10000 {
+			b.Fatalf("sent %d", stats.Sent.Load())
+		}
+		b.ReportMetric(10000/time.Since(start).Seconds(), "msgs/s")
 	}
 }

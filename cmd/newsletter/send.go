@@ -36,7 +36,6 @@ type workerFlags struct {
 	rate           float64
 	domainRates    string
 	errorThreshold int
-	transport      string
 	leaseTTL       time.Duration
 	envErr         error // a variable that does not parse
 }
@@ -51,7 +50,6 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&w.domainRates, "domain-rates", os.Getenv("NEWSLETTER_DOMAIN_RATES"), "messages per second per recipient domain, like gmail.com=50,yahoo.com=20 (env NEWSLETTER_DOMAIN_RATES)")
 	fs.IntVar(&w.errorThreshold, "error-threshold", w.envInt("NEWSLETTER_ERROR_THRESHOLD", 100), "pause the send after this many temporary failures in a row; 0: never (env NEWSLETTER_ERROR_THRESHOLD)")
 	fs.DurationVar(&w.leaseTTL, "lease-ttl", w.envDuration("NEWSLETTER_LEASE_TTL", 5*time.Minute), "how long a worker holds leased deliveries; a crashed worker's are resent after it (env NEWSLETTER_LEASE_TTL)")
-	fs.StringVar(&w.transport, "transport", envOr("NEWSLETTER_TRANSPORT", "bulk"), "bulk (pipelined SMTP) or gomail (env NEWSLETTER_TRANSPORT)")
 }
 
 // worker builds the delivery worker the flags describe.
@@ -66,18 +64,14 @@ func (w *workerFlags) worker(c *config, db *sqlx.DB, comp *delivery.Composer, lo
 	// connections the others were closed and reopened all the time, a new
 	// PostgreSQL backend (and its prepared statements) each.
 	db.SetMaxIdleConns(max(4, 2*w.conns+2))
-	dial := delivery.SMTPDialer(c.relays, comp)
-	if w.transport == "bulk" {
-		prep, err := comp.Prepare()
-		if err != nil {
-			return nil, fmt.Errorf("prepare the edition's message: %w", err)
-		}
-		dial = delivery.BulkDialer(c.relays, comp, prep)
+	prep, err := comp.Prepare()
+	if err != nil {
+		return nil, fmt.Errorf("prepare the edition's message: %w", err)
 	}
 	wk := &delivery.Worker{
 		Queue:          &delivery.Queue{DB: db},
 		Editions:       &edition.Store{DB: db},
-		Dial:           dial,
+		Dial:           delivery.BulkDialer(c.relays, comp, prep),
 		Holder:         holderName(),
 		Log:            log,
 		Conns:          w.conns,
@@ -138,8 +132,6 @@ func (w *workerFlags) check() error {
 		return usageErr("--lease-ttl (NEWSLETTER_LEASE_TTL) must be at least 1s")
 	case w.maxPerConn < 0 || w.rate < 0 || w.errorThreshold < 0:
 		return usageErr("--max-per-conn, --rate and --error-threshold can't be negative")
-	case w.transport != "bulk" && w.transport != "gomail":
-		return usageErr("--transport (NEWSLETTER_TRANSPORT) must be bulk or gomail")
 	}
 	return nil
 }
