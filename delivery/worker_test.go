@@ -137,6 +137,73 @@ func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 	}
 }
 
+// A Worker run again starts clean: the streak of temporary failures that
+// paused its last run is not carried into the next, where one failure is
+// not a streak.
+func TestWorkerRunAgainForgetsTheFailureStreak(t *testing.T) {
+	f := newFixture(t, 10)
+	ctx := context.Background()
+	srv := smtptest.Start(t)
+	addr := func(i int) string { return fmt.Sprintf("reader%05d@example.com", i) }
+	for i := range 10 {
+		srv.RejectRcpt(addr(i), 451, "4.4.1", "relay overloaded")
+	}
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
+		t.Fatal(err)
+	}
+	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "again", Log: quietLog(),
+		ErrorThreshold: 3, MaxAttempts: 1, Group: 1, Batch: 1}
+	var stats delivery.Stats
+	if err := w.Run(ctx, f.edition, &stats); !errors.Is(err, delivery.ErrPaused) {
+		t.Fatalf("first run: %v; want a pause after 3 temporary failures", err)
+	}
+	// The relay recovers, but for the next recipient in line.
+	for i := 4; i < 10; i++ {
+		srv.RejectRcpt(addr(i), 0, "", "")
+	}
+	if _, err := (&edition.Store{DB: f.db}).Resume(ctx, f.edition); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(ctx, f.edition, &stats); err != nil {
+		t.Fatalf("second run: %v; want it finished", err)
+	}
+	if n := f.count(t, `status = 'sent'`); n != 6 {
+		t.Fatalf("%d sent, want the 6 the relay took", n)
+	}
+}
+
+// A Worker run again starts clean: the send-by deadline of the edition it
+// sent last does not hold for the next, which has none.
+func TestWorkerRunAgainForgetsTheSendBy(t *testing.T) {
+	f := newFixture(t, 5)
+	ctx := context.Background()
+	srv := smtptest.Start(t)
+	late := f.edition
+	if _, err := f.q.Enqueue(ctx, late, "example.com", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the deadline passes before the send
+	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "again", Log: quietLog()}
+	var stats delivery.Stats
+	if err := w.Run(ctx, late, &stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats.Failed.Load() != 5 || len(srv.Messages()) != 0 {
+		t.Fatalf("past its deadline: %d failed, %d messages; want 5 failed, none sent", stats.Failed.Load(), len(srv.Messages()))
+	}
+	next := f.addEdition(t, "2025-11-14")
+	if _, err := f.q.Enqueue(ctx, next, "example.com", 0); err != nil {
+		t.Fatal(err)
+	}
+	stats = delivery.Stats{}
+	if err := w.Run(ctx, next, &stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats.Sent.Load() != 5 || len(srv.Messages()) != 5 {
+		t.Fatalf("the next edition, without a deadline: %d sent, %d messages; want 5", stats.Sent.Load(), len(srv.Messages()))
+	}
+}
+
 // BenchmarkSend10k sends an edition to 10,000 subscribers through an
 // in-process SMTP sink, every outcome recorded in PostgreSQL.
 func BenchmarkSend10k(b *testing.B) {
