@@ -43,7 +43,7 @@ const (
 UPDATE editions SET
     send_started_at = coalesce(send_started_at, now()),
     send_by = CASE WHEN send_started_at IS NOT NULL THEN send_by
-                   WHEN $2 > 0 THEN now() + make_interval(secs => $2) END,
+                   WHEN $2::float8 > 0 THEN now() + make_interval(secs => $2) END,
     message_id_domain = coalesce(message_id_domain, nullif($3, '')),
     finished_at = NULL
 WHERE id = $1`
