@@ -22,8 +22,8 @@ func (c *Composer) Prepare() (*mailer.Prepared, error) {
 
 // BulkDialer opens pipelined SMTP connections (smtpclient.Conn) that send
 // the edition prepared once: each recipient's message is spliced into
-// pre-encoded bytes, not built. This is the fast path for editions; go-mail
-// (SMTPDialer) stays for test copies and transactional mail.
+// pre-encoded bytes, not built. This is how editions are sent; go-mail
+// (smtpclient.DialMsg) sends only test copies and transactional mail.
 func BulkDialer(relays []smtpclient.Config, c *Composer, p *mailer.Prepared) Dialer {
 	return func(ctx context.Context) (Mailer, error) {
 		conn, err := dialFirst(ctx, relays, smtpclient.Dial)

@@ -71,30 +71,30 @@ func (d *DomainLimits) Reserve(domain string, maxWait time.Duration) (time.Durat
 }
 
 // Throttled halves the domain's pace.
-func (d *DomainLimits) Throttled(domain string) {
-	if d == nil {
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	l := d.domains[domain]
-	if l == nil {
-		l = rate.NewLimiter(throttledStart, 1)
-		d.domains[domain] = l
-	}
-	l.SetLimit(max(l.Limit()/2, minDomainRate))
-	l.SetBurst(1)
-}
+func (d *DomainLimits) Throttled(domain string) { d.answered(domain, true) }
 
 // Accepted speeds the domain up a little after a message it took; a domain
 // without a ceiling that is back to full speed is forgotten.
-func (d *DomainLimits) Accepted(domain string) {
+func (d *DomainLimits) Accepted(domain string) { d.answered(domain, false) }
+
+// answered paces the domain after its answer to a message: multiplicative
+// decrease when it throttled us, additive increase when it took the message.
+func (d *DomainLimits) answered(domain string, throttled bool) {
 	if d == nil {
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l := d.domains[domain]
+	if throttled {
+		if l == nil {
+			l = rate.NewLimiter(throttledStart, 1)
+			d.domains[domain] = l
+		}
+		l.SetLimit(max(l.Limit()/2, minDomainRate))
+		l.SetBurst(1)
+		return
+	}
 	if l == nil {
 		return
 	}
@@ -109,17 +109,4 @@ func (d *DomainLimits) Accepted(domain string) {
 	default:
 		l.SetLimit(next)
 	}
-}
-
-// Rate is the domain's current pace, rate.Inf when unpaced.
-func (d *DomainLimits) Rate(domain string) rate.Limit {
-	if d == nil {
-		return rate.Inf
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if l := d.domains[domain]; l != nil {
-		return l.Limit()
-	}
-	return rate.Inf
 }

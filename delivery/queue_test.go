@@ -44,14 +44,23 @@ func newFixture(t testing.TB, n int) *fixture {
 	if _, err := f.subs.Import(context.Background(), strings.NewReader(csv.String()), subscribers.Confirmed); err != nil {
 		t.Fatal(err)
 	}
-	d, _ := edition.ParseDate("2025-11-13")
-	ed := &edition.Edition{Date: d, Site: edition.Site{Name: "London Daily"}, Lead: edition.Story{Title: "Lead", Body: []edition.Block{{Kind: edition.Paragraph, Text: "Body."}}}}
-	id, _, err := (&edition.Store{DB: db}).Save(context.Background(), ed, edition.FormatJSON)
+	f.edition = f.addEdition(t, "2025-11-13")
+	return f
+}
+
+// addEdition stores an edition for the date and returns its id.
+func (f *fixture) addEdition(t testing.TB, date string) int64 {
+	t.Helper()
+	d, err := edition.ParseDate(date)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.edition = id
-	return f
+	ed := &edition.Edition{Date: d, Site: edition.Site{Name: "London Daily"}, Lead: edition.Story{Title: "Lead", Body: []edition.Block{{Kind: edition.Paragraph, Text: "Body."}}}}
+	id, _, err := (&edition.Store{DB: f.db}).Save(context.Background(), ed, edition.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 func (f *fixture) count(t testing.TB, where string) int {

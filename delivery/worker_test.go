@@ -15,7 +15,6 @@ import (
 	"newsletter/delivery"
 	"newsletter/edition"
 	"newsletter/internal/smtptest"
-	"newsletter/mailer"
 	"newsletter/smtpclient"
 	"newsletter/templates"
 )
@@ -48,6 +47,18 @@ func composer(t testing.TB, f *fixture) *delivery.Composer {
 	}
 }
 
+// dialer opens the connections a send uses: the edition prepared once,
+// over pipelined SMTP.
+func dialer(t testing.TB, f *fixture, relays ...smtpclient.Config) delivery.Dialer {
+	t.Helper()
+	comp := composer(t, f)
+	prep, err := comp.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return delivery.BulkDialer(relays, comp, prep)
+}
+
 func smtpConfig(srv *smtptest.Server) smtpclient.Config {
 	return smtpclient.Config{Host: srv.Host(), Port: srv.Port(), TLS: smtpclient.TLSNone, Timeout: 5 * time.Second}
 }
@@ -65,7 +76,7 @@ func TestWorkerSendsEachRecipientOnceOverManyConnections(t *testing.T) {
 	if err := f.subs.Unsubscribe(ctx, 7); err != nil {
 		t.Fatal(err)
 	}
-	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]smtpclient.Config{smtpConfig(srv)}, composer(t, f)), Holder: "test",
+	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "test",
 		Log: quietLog(), Conns: 4, Batch: 7, Group: 5}
 	var stats delivery.Stats
 	if err := w.Run(ctx, f.edition, &stats); err != nil {
@@ -96,7 +107,7 @@ func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 	f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	// Nothing listens here: every dial fails.
 	cfg := smtpclient.Config{Host: "127.0.0.1", Port: 1, TLS: smtpclient.TLSNone, Timeout: time.Second}
-	w := &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]smtpclient.Config{cfg}, composer(t, f)), Holder: "test",
+	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, cfg), Holder: "test",
 		Log: quietLog(), DialThreshold: 3, Poll: time.Millisecond}
 	var stats delivery.Stats
 	err := w.Run(ctx, f.edition, &stats)
@@ -117,7 +128,7 @@ func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 	if _, err := (&edition.Store{DB: f.db}).Resume(ctx, f.edition); err != nil {
 		t.Fatal(err)
 	}
-	w = &delivery.Worker{Queue: f.q, Dial: delivery.SMTPDialer([]smtpclient.Config{cfg, smtpConfig(srv)}, composer(t, f)), Holder: "test2", Log: quietLog()}
+	w = &delivery.Worker{Queue: f.q, Dial: dialer(t, f, cfg, smtpConfig(srv)), Holder: "test2", Log: quietLog()}
 	if err := w.Run(ctx, f.edition, &stats); err != nil {
 		t.Fatal(err)
 	}
@@ -126,67 +137,97 @@ func TestWorkerPausesWhenRelayIsDown(t *testing.T) {
 	}
 }
 
+// A Worker run again starts clean: the streak of temporary failures that
+// paused its last run is not carried into the next, where one failure is
+// not a streak.
+func TestWorkerRunAgainForgetsTheFailureStreak(t *testing.T) {
+	f := newFixture(t, 10)
+	ctx := context.Background()
+	srv := smtptest.Start(t)
+	addr := func(i int) string { return fmt.Sprintf("reader%05d@example.com", i) }
+	for i := range 10 {
+		srv.RejectRcpt(addr(i), 451, "4.4.1", "relay overloaded")
+	}
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
+		t.Fatal(err)
+	}
+	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "again", Log: quietLog(),
+		ErrorThreshold: 3, MaxAttempts: 1, Group: 1, Batch: 1}
+	var stats delivery.Stats
+	if err := w.Run(ctx, f.edition, &stats); !errors.Is(err, delivery.ErrPaused) {
+		t.Fatalf("first run: %v; want a pause after 3 temporary failures", err)
+	}
+	// The relay recovers, but for the next recipient in line.
+	for i := 4; i < 10; i++ {
+		srv.RejectRcpt(addr(i), 0, "", "")
+	}
+	if _, err := (&edition.Store{DB: f.db}).Resume(ctx, f.edition); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(ctx, f.edition, &stats); err != nil {
+		t.Fatalf("second run: %v; want it finished", err)
+	}
+	if n := f.count(t, `status = 'sent'`); n != 6 {
+		t.Fatalf("%d sent, want the 6 the relay took", n)
+	}
+}
+
+// A Worker run again starts clean: the send-by deadline of the edition it
+// sent last does not hold for the next, which has none.
+func TestWorkerRunAgainForgetsTheSendBy(t *testing.T) {
+	f := newFixture(t, 5)
+	ctx := context.Background()
+	srv := smtptest.Start(t)
+	late := f.edition
+	if _, err := f.q.Enqueue(ctx, late, "example.com", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the deadline passes before the send
+	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "again", Log: quietLog()}
+	var stats delivery.Stats
+	if err := w.Run(ctx, late, &stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats.Failed.Load() != 5 || len(srv.Messages()) != 0 {
+		t.Fatalf("past its deadline: %d failed, %d messages; want 5 failed, none sent", stats.Failed.Load(), len(srv.Messages()))
+	}
+	next := f.addEdition(t, "2025-11-14")
+	if _, err := f.q.Enqueue(ctx, next, "example.com", 0); err != nil {
+		t.Fatal(err)
+	}
+	stats = delivery.Stats{}
+	if err := w.Run(ctx, next, &stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats.Sent.Load() != 5 || len(srv.Messages()) != 5 {
+		t.Fatalf("the next edition, without a deadline: %d sent, %d messages; want 5", stats.Sent.Load(), len(srv.Messages()))
+	}
+}
+
 // BenchmarkSend10k sends an edition to 10,000 subscribers through an
-// in-process SMTP sink, every outcome recorded in PostgreSQL, once with
-// go-mail per message and once with the prepared edition over pipelined
-// SMTP: the before and after of the bulk path.
+// in-process SMTP sink, every outcome recorded in PostgreSQL.
 func BenchmarkSend10k(b *testing.B) {
 	f := newFixture(b, 10000)
 	ctx := context.Background()
 	srv := smtptest.Start(b, smtptest.WithDiscard())
-	comp := composer(b, f)
-	prep, err := comp.Prepare()
-	if err != nil {
-		b.Fatal(err)
-	}
-	relays := []smtpclient.Config{smtpConfig(srv)}
-	for _, tr := range []struct {
-		name string
-		dial delivery.Dialer
-	}{
-		{"gomail", delivery.SMTPDialer(relays, comp)},
-		{"bulk", delivery.BulkDialer(relays, comp, prep)},
-	} {
-		b.Run(tr.name, func(b *testing.B) {
-			for i := range b.N {
-				b.StopTimer()
-				f.db.MustExec(`DELETE FROM deliveries`)
-				f.db.MustExec(`UPDATE editions SET send_started_at = NULL, finished_at = NULL`)
-				b.StartTimer()
-				start := time.Now()
-				if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
-					b.Fatal(err)
-				}
-				w := &delivery.Worker{Queue: f.q, Dial: tr.dial, Holder: fmt.Sprint("bench", i), Log: quietLog(), Conns: 4}
-				var stats delivery.Stats
-				if err := w.Run(ctx, f.edition, &stats); err != nil {
-					b.Fatal(err)
-				}
-				if stats.Sent.Load() != 10000 {
-					b.Fatalf("sent %d", stats.Sent.Load())
-				}
-				b.ReportMetric(10000/time.Since(start).Seconds(), "msgs/s")
-			}
-		})
-	}
-}
-
-// BenchmarkComposeMessage is the per-recipient work of a send without the
-// network: splice the recipient into the edition rendered once, build the
-// message with go-mail and write it out.
-func BenchmarkComposeMessage(b *testing.B) {
-	f := newFixture(b, 0)
-	comp := composer(b, f)
-	j := delivery.Job{ID: 1, SubscriberID: 1, MessageID: "bench@example.com", SubscriberUUID: "3f1c1a52-8a7e-4d5e-9a55-1d1b1c1d1e1f",
-		Email: "ada@example.com", Name: "Ada Lovelace", SubscriberStatus: "confirmed"}
-	b.ReportAllocs()
-	for b.Loop() {
-		m, err := mailer.Build(comp.ForJob(j))
-		if err != nil {
+	dial := dialer(b, f, smtpConfig(srv))
+	for i := range b.N {
+		b.StopTimer()
+		f.db.MustExec(`DELETE FROM deliveries`)
+		f.db.MustExec(`UPDATE editions SET send_started_at = NULL, finished_at = NULL`)
+		b.StartTimer()
+		start := time.Now()
+		if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := m.WriteTo(io.Discard); err != nil {
+		w := &delivery.Worker{Queue: f.q, Dial: dial, Holder: fmt.Sprint("bench", i), Log: quietLog(), Conns: 4}
+		var stats delivery.Stats
+		if err := w.Run(ctx, f.edition, &stats); err != nil {
 			b.Fatal(err)
 		}
+		if stats.Sent.Load() != 10000 {
+			b.Fatalf("sent %d", stats.Sent.Load())
+		}
+		b.ReportMetric(10000/time.Since(start).Seconds(), "msgs/s")
 	}
 }

@@ -14,7 +14,7 @@ type SendState struct {
 	ID          int64      `db:"id"`
 	Date        string     `db:"date"`
 	StartedAt   *time.Time `db:"send_started_at"`
-	SendBy      *time.Time `db:"send_by"`
+	SendBy      *time.Time `db:"send_by"` // nil: no deadline
 	PausedAt    *time.Time `db:"paused_at"`
 	PauseReason *string    `db:"pause_reason"`
 	FinishedAt  *time.Time `db:"finished_at"`

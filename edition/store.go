@@ -35,14 +35,15 @@ const (
 
 	listSQL = `SELECT id, date::text, content->'lead'->>'title', send_started_at FROM editions ORDER BY date DESC`
 
-	// coalesce keeps the first start time when a resumed send marks again.
 	// markSendStartedSQL freezes the edition and fixes its send-by deadline
-	// ($2 seconds after the first start); a later call (a rerun, new
-	// confirmations queued) keeps both but reopens a finished send.
+	// at the first start: $2 seconds later, or NULL for none ($2 = 0). A
+	// later call (a rerun, new confirmations queued) keeps both (the
+	// right-hand sides see the row as it was) but reopens a finished send.
 	markSendStartedSQL = `
 UPDATE editions SET
     send_started_at = coalesce(send_started_at, now()),
-    send_by = coalesce(send_by, now() + make_interval(secs => $2)),
+    send_by = CASE WHEN send_started_at IS NOT NULL THEN send_by
+                   WHEN $2::float8 > 0 THEN now() + make_interval(secs => $2) END,
     message_id_domain = coalesce(message_id_domain, nullif($3, '')),
     finished_at = NULL
 WHERE id = $1`
@@ -216,24 +217,16 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 	return out, nil
 }
 
-// MarkSendStarted freezes the edition: from now on Save refuses to replace
-// it. Marking again keeps the first time.
-func (s *Store) MarkSendStarted(ctx context.Context, id int64) error {
-	return MarkSendStarted(ctx, s.DB, id, 0, "")
-}
-
-// MarkSendStarted freezes the edition for its send, with a send-by deadline
-// window after the first start (0: none), in the caller's transaction: the
+// MarkSendStarted freezes the edition for its send (from now on Save
+// refuses to replace it), with a send-by deadline window after the first
+// start (0: none, stored as NULL), in the caller's transaction: the
 // delivery queue calls it before queueing recipients, and its row lock is
-// what keeps a re-import (Save) from slipping in. msgIDDomain, fixed by the
-// first start, is the right-hand side of the edition's Message-IDs (RFC 5322
-// section 3.6.4), which the queue derives per recipient.
+// what keeps a re-import (Save) from slipping in. Marking again keeps the
+// first start, deadline and msgIDDomain: the right-hand side of the
+// edition's Message-IDs (RFC 5322 section 3.6.4), which the queue derives
+// per recipient.
 func MarkSendStarted(ctx context.Context, db sqlx.ExecerContext, id int64, window time.Duration, msgIDDomain string) error {
-	secs := window.Seconds()
-	if window <= 0 {
-		secs = 100 * 365 * 24 * 3600 // no deadline
-	}
-	res, err := db.ExecContext(ctx, markSendStartedSQL, id, secs, msgIDDomain)
+	res, err := db.ExecContext(ctx, markSendStartedSQL, id, max(window.Seconds(), 0), msgIDDomain)
 	if err != nil {
 		return fmt.Errorf("mark edition %d send started: %w", id, err)
 	}

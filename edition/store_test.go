@@ -71,7 +71,7 @@ func TestStoreRefusesReplaceAfterSendStarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkSendStarted(ctx, id); err != nil {
+	if err := edition.MarkSendStarted(ctx, s.DB, id, 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	first, err := s.GetByID(ctx, id)
@@ -97,7 +97,7 @@ func TestStoreRefusesReplaceAfterSendStarted(t *testing.T) {
 	}
 
 	// Marking again keeps the first start time.
-	if err := s.MarkSendStarted(ctx, id); err != nil {
+	if err := edition.MarkSendStarted(ctx, s.DB, id, 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	again, err := s.GetByID(ctx, id)
@@ -115,7 +115,7 @@ func TestStoreNotFound(t *testing.T) {
 	if _, err := s.GetByID(ctx, 4242); !errors.Is(err, edition.ErrNotFound) {
 		t.Errorf("GetByID: err = %v, want ErrNotFound", err)
 	}
-	if err := s.MarkSendStarted(ctx, 4242); !errors.Is(err, edition.ErrNotFound) {
+	if err := edition.MarkSendStarted(ctx, s.DB, 4242, 0, ""); !errors.Is(err, edition.ErrNotFound) {
 		t.Errorf("MarkSendStarted: err = %v, want ErrNotFound", err)
 	}
 	if list, err := s.List(ctx); err != nil || len(list) != 0 {
@@ -153,7 +153,7 @@ func TestStoreList(t *testing.T) {
 		}
 		ids = append(ids, id)
 		if i == 0 {
-			if err := s.MarkSendStarted(ctx, id); err != nil {
+			if err := edition.MarkSendStarted(ctx, s.DB, id, 0, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -218,5 +218,58 @@ func TestStoreConcurrentSaves(t *testing.T) {
 		if inserts != 1 {
 			t.Errorf("round %d: %d saves inserted, want exactly 1", round, inserts)
 		}
+	}
+}
+
+// The send-by deadline is fixed at the first start: a window after it, or
+// NULL for none; marking again changes neither.
+func TestSendByFixedAtFirstStart(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	sendBy := func(id int64) *time.Time {
+		t.Helper()
+		st, err := s.SendState(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.SendBy
+	}
+	var none, hour int64
+	for i, id := range []*int64{&none, &hour} {
+		e := validEdition()
+		e.Date = date(2025, 11, 12+i)
+		var err error
+		if *id, _, err = s.Save(ctx, e, edition.FormatJSON); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := edition.MarkSendStarted(ctx, s.DB, none, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := edition.MarkSendStarted(ctx, s.DB, hour, time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := sendBy(none); got != nil {
+		t.Errorf("window 0: send_by %v, want NULL (no deadline)", got)
+	}
+	st, err := s.SendState(ctx, hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SendBy == nil || st.SendBy.Sub(*st.StartedAt) != time.Hour {
+		t.Fatalf("window 1h: send_by %v, started %v", st.SendBy, st.StartedAt)
+	}
+	// A rerun with another window keeps what the first start fixed.
+	if err := edition.MarkSendStarted(ctx, s.DB, none, time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := edition.MarkSendStarted(ctx, s.DB, hour, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := sendBy(none); got != nil {
+		t.Errorf("marked again with a window: send_by %v, want still NULL", got)
+	}
+	if got := sendBy(hour); got == nil || !got.Equal(*st.SendBy) {
+		t.Errorf("marked again without a window: send_by %v, want %v", got, st.SendBy)
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"newsletter/internal/pgtest"
 	"newsletter/migrations"
@@ -71,5 +74,62 @@ func TestRefusesNewerDatabase(t *testing.T) {
 	}
 	if err := migrations.Check(ctx, db); err == nil {
 		t.Fatal("check against a newer database succeeded, want a refusal")
+	}
+}
+
+// migrateTo empties the database and brings it to the given version, as a
+// binary of that version would have left it.
+func migrateTo(t *testing.T, db *sqlx.DB, version int) {
+	t.Helper()
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.MustExec(`DROP SCHEMA public CASCADE; CREATE SCHEMA public`)
+	db.MustExec(`CREATE TABLE schema_migrations (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`)
+	for _, m := range all {
+		if m.Version > version {
+			break
+		}
+		if _, err := db.Exec(m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		db.MustExec(`INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
+	}
+}
+
+// Sends started before 0006 stored "no deadline" as a date a hundred years
+// ahead: the upgrade makes it NULL, and keeps real deadlines and editions
+// not started.
+func TestUpgradeTo0006StoresNoDeadlineAsNull(t *testing.T) {
+	db := pgtest.New(t)
+	migrateTo(t, db, 5)
+	// What 0005's binary wrote for a window of 0, of 12h, and no send.
+	db.MustExec(`INSERT INTO editions (date, content, source_format, send_started_at, send_by) VALUES
+		('2025-11-12', '{}', 'json', now(), now() + make_interval(secs => 3153600000)),
+		('2025-11-13', '{}', 'json', now(), now() + interval '12 hours'),
+		('2025-11-14', '{}', 'json', NULL, NULL)`)
+	applied, err := migrations.Apply(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) == 0 || applied[0] != 6 {
+		t.Fatalf("applied %v, want from 6 on", applied)
+	}
+	var rows []struct {
+		Date   string     `db:"date"`
+		SendBy *time.Time `db:"send_by"`
+	}
+	if err := db.Select(&rows, `SELECT date::text, send_by FROM editions ORDER BY date`); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || rows[0].SendBy != nil || rows[1].SendBy == nil || rows[2].SendBy != nil {
+		t.Fatalf("after the upgrade: %+v; want NULL, the 12h deadline, NULL", rows)
+	}
+	if until := time.Until(*rows[1].SendBy); until < 11*time.Hour || until > 13*time.Hour {
+		t.Errorf("the real deadline moved: %v ahead", until)
 	}
 }

@@ -284,7 +284,7 @@ func TestBrowserUnsubscribeFromNewsletter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.eds.MarkSendStarted(bg, id); err != nil {
+	if err := edition.MarkSendStarted(bg, f.eds.DB, id, 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	// The newsletter as the send builds it: rendered once, the reader's

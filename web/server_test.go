@@ -279,7 +279,7 @@ func TestWebEditionOnlyOnceSent(t *testing.T) {
 		t.Fatalf("unsent edition: %d, want 404", resp.StatusCode)
 	}
 	resp.Body.Close()
-	if err := f.eds.MarkSendStarted(context.Background(), id); err != nil {
+	if err := edition.MarkSendStarted(context.Background(), f.eds.DB, id, 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	resp, _ = http.Get(f.srv.URL + "/editions/2025-11-13")

@@ -19,7 +19,7 @@ type statusReport struct {
 	State       string     `json:"state"`
 	PauseReason string     `json:"pause_reason,omitempty"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`
-	SendBy      *time.Time `json:"send_by,omitempty"`
+	SendBy      *time.Time `json:"send_by,omitempty"` // absent: no deadline
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	Counts      struct {
 		Total           int64 `json:"total"`
@@ -122,8 +122,11 @@ func (r *statusReport) writeText(ctx context.Context, w *bufio.Writer, q *delive
 		fmt.Fprintf(w, " (%s)", r.PauseReason)
 	}
 	fmt.Fprintln(w)
-	if r.SendBy != nil && r.SendBy.Year() < 2100 {
+	switch {
+	case r.SendBy != nil:
 		fmt.Fprintf(w, "send by:   %s\n", r.SendBy.Format(time.RFC3339))
+	case r.StartedAt != nil:
+		fmt.Fprintln(w, "send by:   no deadline")
 	}
 	fmt.Fprintf(w, "recipients %d: sent %d, failed %d (refused %d, temporary %d), skipped %d, queued %d, sending %d\n",
 		r.Counts.Total, r.Counts.Sent, r.failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,

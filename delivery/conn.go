@@ -1,0 +1,271 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// conn is one connection's loop: lease a batch, send it a group at a time,
+// record each group while the next goes out.
+type conn struct {
+	w       *Worker // the run's configuration
+	r       *run
+	holder  string
+	mailer  Mailer
+	sent    int           // messages on this connection, for MaxPerConn
+	slow    time.Duration // pause between groups after throttling
+	results []Result      // of the group being sent
+	outs    []Outcome
+
+	// The previous group's results are written while this group is sent
+	// (see recordAsync): recording is non-nil while that write runs;
+	// writing is its buffer, reused once it is done.
+	recording chan error
+	writing   []Result
+}
+
+// loop leases and sends until the edition is done, paused, or ctx ends.
+func (c *conn) loop(ctx context.Context) (err error) {
+	defer func() {
+		if c.mailer != nil {
+			c.mailer.Close()
+		}
+		if werr := c.wait(); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if c.r.paused.Load() {
+			return ErrPaused
+		}
+		after := c.r.cursor.Load()
+		// Not cancelled by ctx: a lease the server committed while the
+		// client gave up would sit unknown until its expiry. Once it is
+		// back, a stop hands it back at once.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		jobs, err := c.w.Queue.Lease(lctx, c.r.edition, c.holder, c.w.Batch, c.w.LeaseTTL, after)
+		cancel()
+		if err == nil && ctx.Err() != nil {
+			return c.stop(jobs, ctx.Err())
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The database is away (restarting?): wait and try again.
+			c.w.Log.Warn("lease failed; retrying", "holder", c.holder, "err", err)
+			if !sleep(ctx, c.w.Poll) {
+				return ctx.Err()
+			}
+			continue
+		}
+		if len(jobs) == 0 && after > 0 {
+			// The end of a pass: start again from the lowest id.
+			c.r.cursor.CompareAndSwap(after, 0)
+			continue
+		}
+		c.r.advance(jobs)
+		if len(jobs) == 0 {
+			// Our own last results count as pending until written.
+			if err := c.wait(); err != nil {
+				return err
+			}
+			done, err := c.idle(ctx)
+			if done || err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.work(ctx, jobs); err != nil {
+			return err
+		}
+	}
+}
+
+// idle waits until a queued delivery is due (retries not due yet, leases
+// held by other connections), and reports done when nothing of the edition
+// is left. One idle connection of the run looks at the database, once per
+// poll or wake-up, for all of them; the others wait for its word: at the end
+// of a send most connections are idle, and each counting what is left on its
+// own would multiply that count by the number of connections, every poll.
+// Looking only counts: a lease attempt each time would scan the queue.
+func (c *conn) idle(ctx context.Context) (bool, error) {
+	for {
+		wake := c.r.wakeChan() // before looking, so a change meanwhile wakes us
+		if !c.r.polling.CompareAndSwap(false, true) {
+			if !waitFor(ctx, wake, c.w.Poll) {
+				return true, ctx.Err()
+			}
+			continue
+		}
+		done, due, d, err := c.look(ctx)
+		c.r.polling.Store(false)
+		if done || due {
+			c.r.broadcast() // the others look for themselves
+			return done, err
+		}
+		if !waitFor(ctx, wake, d) {
+			return true, ctx.Err()
+		}
+	}
+}
+
+// look rescues expired leases and tells whether the edition is done (or
+// paused: err), whether a queued delivery is due, and else how long to wait.
+func (c *conn) look(ctx context.Context) (done, due bool, d time.Duration, err error) {
+	if _, err := c.w.Queue.Rescue(ctx); err != nil {
+		c.w.Log.Warn("rescue failed", "err", err)
+	}
+	if st, err := c.w.Editions.SendState(ctx, c.r.edition); err == nil && st.PausedAt != nil {
+		c.r.paused.Store(true)
+		return true, false, 0, ErrPaused
+	}
+	pending, next, err := c.w.Queue.Pending(ctx, c.r.edition)
+	if err != nil {
+		if ctx.Err() != nil {
+			return true, false, 0, ctx.Err()
+		}
+		c.w.Log.Warn("count pending failed; retrying", "err", err)
+		pending = 1
+	}
+	if pending == 0 {
+		return true, false, 0, nil
+	}
+	d = c.w.Poll
+	if !next.IsZero() {
+		until := time.Until(next)
+		if until <= 0 {
+			return false, true, 0, nil // something is due: lease it
+		}
+		d = min(d, max(until, 10*time.Millisecond))
+	}
+	return false, false, d, nil
+}
+
+// waitFor waits for d, a wake-up or the end of ctx (false).
+func waitFor(ctx context.Context, wake <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-wake:
+	}
+	return true
+}
+
+// sleep waits for d or the end of ctx (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	return waitFor(ctx, nil, d) // a nil channel never wakes
+}
+
+// work sends one leased batch a group at a time, recording each group.
+func (c *conn) work(ctx context.Context, jobs []Job) error {
+	leasedAt := time.Now()
+	for len(jobs) > 0 {
+		if time.Since(leasedAt) > c.w.LeaseTTL/3 {
+			var err error
+			if jobs, err = c.extend(context.WithoutCancel(ctx), jobs); err != nil {
+				return c.stop(nil, err)
+			}
+			leasedAt = time.Now()
+			if len(jobs) == 0 {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return c.stop(jobs, ctx.Err())
+		}
+		if c.r.paused.Load() {
+			return c.stop(jobs, ErrPaused)
+		}
+		n := min(c.w.Group, len(jobs))
+		group := jobs[:n]
+		if c.mailer == nil {
+			m, err := c.w.Dial(ctx)
+			if err != nil {
+				return c.dialFailed(ctx, jobs, err)
+			}
+			c.mailer = m
+			c.r.dialStreak.Store(0)
+		}
+		jobs = jobs[n:]
+		c.sendGroup(ctx, group)
+		if err := c.recordAsync(ctx); err != nil {
+			return c.stop(jobs, err)
+		}
+		if c.slow > 0 && !sleep(ctx, c.slow) {
+			return c.stop(jobs, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// extend renews the leases of the jobs left and keeps only those still held.
+func (c *conn) extend(ctx context.Context, jobs []Job) ([]Job, error) {
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	held, err := c.w.Queue.Extend(ctx, c.holder, ids, c.w.LeaseTTL)
+	if err != nil {
+		return nil, err
+	}
+	kept := jobs[:0]
+	for _, j := range jobs {
+		if held[j.ID] {
+			kept = append(kept, j)
+		}
+	}
+	if lost := len(jobs) - len(kept); lost > 0 {
+		c.w.Log.Warn("leases lost to a rescuer; not sending those", "holder", c.holder, "count", lost)
+	}
+	return kept, nil
+}
+
+// dialFailed hands the batch back untried, waits, and pauses the send when
+// the relay has been unreachable too many times in a row.
+func (c *conn) dialFailed(ctx context.Context, jobs []Job, err error) error {
+	n := c.r.dialStreak.Add(1)
+	c.w.Log.Warn("connect to the SMTP relay failed", "holder", c.holder, "failures_in_a_row", n, "err", err)
+	if n >= int64(c.w.DialThreshold) {
+		c.r.pause(fmt.Sprintf("the SMTP relay could not be reached %d times in a row: %v", n, err))
+	}
+	if serr := c.stop(jobs, nil); serr != nil {
+		return serr
+	}
+	if !sleep(ctx, min(c.w.Poll<<min(n, 6), time.Minute)) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// stop records what was done and hands back the leases never tried.
+func (c *conn) stop(untried []Job, cause error) error {
+	bg, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := c.flush(bg)
+	ids := make([]int64, len(untried))
+	for i, j := range untried {
+		ids[i] = j.ID
+	}
+	if rerr := c.w.Queue.Release(bg, c.holder, ids); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	if len(ids) > 0 {
+		c.r.broadcast() // handed back: others may take them
+	}
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}

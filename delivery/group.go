@@ -1,0 +1,123 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// sendGroup decides what to do with each job of a group, sends those that
+// go, and turns their outcomes into results.
+func (c *conn) sendGroup(ctx context.Context, group []Job) {
+	now := time.Now()
+	send := group[:0:0]
+	for _, j := range group {
+		r := Result{ID: j.ID, SubscriberID: j.SubscriberID}
+		switch {
+		case j.SubscriberStatus != "confirmed":
+			r.Status, r.Reply = Skipped, "subscriber is "+j.SubscriberStatus
+			c.r.stats.Skipped.Add(1)
+		case j.Attempts > c.w.MaxAttempts:
+			// Leased again after its worker died mid-attempt, too often.
+			r.Status, r.Reply = Failed, fmt.Sprintf("gave up after %d attempts", c.w.MaxAttempts)
+			c.r.stats.Failed.Add(1)
+		case !c.r.sendBy.IsZero() && now.After(c.r.sendBy):
+			r.Status, r.Reply = Failed, "the send-by deadline passed before it could be sent"
+			c.r.stats.Failed.Add(1)
+		default:
+			wait, ok := c.w.Domains.Reserve(domainOf(j.Email), 2*time.Second)
+			if !ok {
+				r.Status, r.Deferred, r.NextAttempt = Queued, true, now.Add(wait)
+				c.r.stats.Deferred.Add(1)
+				break
+			}
+			if wait > 0 && !sleep(ctx, wait) {
+				r.Status, r.Deferred, r.NextAttempt = Queued, true, now
+				break
+			}
+			send = append(send, j)
+			continue
+		}
+		c.results = append(c.results, r)
+	}
+	if len(send) == 0 {
+		return
+	}
+	if c.w.Rate != nil {
+		for range send {
+			// The group goes out whatever ctx says: it is leased now.
+			c.w.Rate.Wait(context.WithoutCancel(ctx))
+		}
+	}
+	if cap(c.outs) < len(send) {
+		c.outs = make([]Outcome, len(send))
+	}
+	outs := c.outs[:len(send)]
+	clear(outs)
+	// The messages being written finish even when ctx is cancelled.
+	c.mailer.Send(context.WithoutCancel(ctx), send, outs)
+	lost, throttled := false, false
+	for i, j := range send {
+		o := outs[i]
+		c.results = append(c.results, c.result(j, o))
+		lost = lost || o.ConnLost
+		if o.Throttled {
+			throttled = true
+			c.w.Domains.Throttled(domainOf(j.Email))
+		} else if o.Sent {
+			c.w.Domains.Accepted(domainOf(j.Email))
+		}
+	}
+	c.sent += len(send)
+	if throttled {
+		// Slow this connection down; it speeds back up as messages go.
+		c.slow = min(max(2*c.slow, 500*time.Millisecond), time.Minute)
+	} else {
+		c.slow /= 2
+	}
+	if lost || (c.w.MaxPerConn > 0 && c.sent >= c.w.MaxPerConn) {
+		c.mailer.Close()
+		c.mailer, c.sent = nil, 0
+	}
+	if th := c.w.ErrorThreshold; th > 0 && c.r.failStreak.Load() >= int64(th) {
+		last := c.results[len(c.results)-1].Reply
+		c.r.pause(fmt.Sprintf("%d temporary failures in a row with nothing delivered; the last: %s", c.r.failStreak.Load(), last))
+	}
+}
+
+// result turns a message's outcome into the delivery's result.
+func (c *conn) result(j Job, o Outcome) Result {
+	r := Result{ID: j.ID, SubscriberID: j.SubscriberID, Code: o.Code, Enhanced: o.Enhanced, Reply: o.Reply}
+	switch {
+	case o.NotTried:
+		r.Status, r.Deferred, r.NextAttempt = Queued, true, time.Now()
+		c.r.stats.Deferred.Add(1)
+		return r
+	case o.Sent:
+		r.Status = Sent
+		c.r.stats.Sent.Add(1)
+		c.r.failStreak.Store(0)
+		return r
+	case o.Permanent:
+		r.Status, r.Permanent, r.HardBounce = Failed, true, o.HardBounce
+		c.r.stats.Failed.Add(1)
+		c.w.Log.Info("delivery refused", "subscriber", j.SubscriberID, "code", o.Code, "enhanced", o.Enhanced)
+		return r
+	}
+	c.r.failStreak.Add(1)
+	next := time.Now().Add(c.w.backoff(j.Attempts))
+	switch {
+	case j.Attempts >= c.w.MaxAttempts:
+		r.Status = Failed
+	case !c.r.sendBy.IsZero() && next.After(c.r.sendBy):
+		r.Status = Failed
+		r.Reply += " (no retry: the send-by deadline comes first)"
+	default:
+		r.Status, r.NextAttempt = Queued, next
+		c.r.stats.Retried.Add(1)
+		return r
+	}
+	c.r.stats.Failed.Add(1)
+	c.w.Log.Info("delivery failed", "subscriber", j.SubscriberID, "attempts", j.Attempts, "code", o.Code)
+	return r
+}
