@@ -2,6 +2,9 @@ package delivery
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"newsletter/mailer"
 	"newsletter/smtpclient"
@@ -26,12 +29,32 @@ func (c *Composer) Prepare() (*mailer.Prepared, error) {
 // (smtpclient.DialMsg) sends only test copies and transactional mail.
 func BulkDialer(relays []smtpclient.Config, c *Composer, p *mailer.Prepared) Dialer {
 	return func(ctx context.Context) (Mailer, error) {
-		conn, err := dialFirst(ctx, relays, smtpclient.Dial)
+		conn, err := dialFirst(ctx, relays)
 		if err != nil {
 			return nil, err
 		}
 		return &bulkMailer{conn: conn, compose: c, prepared: p, from: c.From.Address}, nil
 	}
+}
+
+// dialFirst connects to the first relay that answers, in the order given:
+// the first is the primary, the others take over while it is down.
+func dialFirst(ctx context.Context, relays []smtpclient.Config) (*smtpclient.Conn, error) {
+	var errs []error
+	for _, cfg := range relays {
+		c, err := smtpclient.Dial(ctx, cfg)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, fmt.Errorf("%s:%d: %w", cfg.Host, cfg.Port, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return nil, errors.New("no SMTP relay configured")
+	}
+	return nil, errors.Join(errs...)
 }
 
 type bulkMailer struct {
@@ -55,7 +78,7 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
 	if len(m.msgs) < len(jobs) {
 		m.msgs = append(m.msgs, make([]mailer.Parts, len(jobs)-len(m.msgs))...)
 	}
-	now := m.compose.now()
+	now := time.Now()
 	for i, j := range jobs {
 		msg := &m.msgs[len(m.envs)]
 		err := m.prepared.AppendParts(msg, mailer.Recipient{
