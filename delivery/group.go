@@ -25,7 +25,7 @@ func (c *conn) sendGroup(ctx context.Context, group []Job) {
 			r.Status, r.Reply = Failed, "the send-by deadline passed before it could be sent"
 			c.r.stats.Failed.Add(1)
 		default:
-			wait, ok := c.w.Domains.Reserve(domainOf(j.Email), 2*time.Second)
+			wait, ok := c.r.limits.reserve(domainOf(j.Email), 2*time.Second)
 			if !ok {
 				r.Status, r.Deferred, r.NextAttempt = Queued, true, now.Add(wait)
 				c.r.stats.Deferred.Add(1)
@@ -43,12 +43,8 @@ func (c *conn) sendGroup(ctx context.Context, group []Job) {
 	if len(send) == 0 {
 		return
 	}
-	if c.w.Rate != nil {
-		for range send {
-			// The group goes out whatever ctx says: it is leased now.
-			c.w.Rate.Wait(context.WithoutCancel(ctx))
-		}
-	}
+	// The group goes out whatever ctx says: it is leased now.
+	c.r.limits.wait(ctx, len(send))
 	if cap(c.outs) < len(send) {
 		c.outs = make([]Outcome, len(send))
 	}
@@ -63,9 +59,9 @@ func (c *conn) sendGroup(ctx context.Context, group []Job) {
 		lost = lost || o.ConnLost
 		if o.Throttled {
 			throttled = true
-			c.w.Domains.Throttled(domainOf(j.Email))
+			c.r.limits.throttled(domainOf(j.Email))
 		} else if o.Sent {
-			c.w.Domains.Accepted(domainOf(j.Email))
+			c.r.limits.accepted(domainOf(j.Email))
 		}
 	}
 	c.sent += len(send)

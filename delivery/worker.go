@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"newsletter/edition"
 )
 
@@ -69,8 +67,12 @@ type Worker struct {
 	Poll        time.Duration // how often an idle worker looks again (default 1s)
 	MaxPerConn  int           // messages per connection before reconnecting (0: no limit)
 
-	Rate    *rate.Limiter // all messages of this process (nil: unlimited)
-	Domains *DomainLimits // per recipient domain (nil: unlimited)
+	// The rate limits are the whole fleet's, not this worker's: it sends
+	// at its share, each limit divided by the live workers (see limits.go).
+	// Each Run takes that share: a process sends one edition at a time.
+	Rate        float64            // messages per second to all domains (0: no limit)
+	DomainRates map[string]float64 // messages per second by recipient domain
+	Peers       func() int         // live workers sharing the limits, itself included (nil: this worker alone)
 
 	// ErrorThreshold pauses the send after this many temporary failures in
 	// a row with nothing delivered in between (0: never), and
@@ -136,10 +138,11 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 	if st.PausedAt != nil {
 		return fmt.Errorf("%w: %s", ErrPaused, *st.PauseReason)
 	}
-	r := &run{w: &cfg, edition: editionID, stats: stats, wake: make(chan struct{})}
+	r := &run{w: &cfg, edition: editionID, stats: stats, wake: make(chan struct{}), limits: newLimits(&cfg)}
 	if st.SendBy != nil {
 		r.sendBy = *st.SendBy
 	}
+	defer r.limits.start(ctx)()
 	var wg sync.WaitGroup
 	errs := make([]error, cfg.Conns)
 	for i := range cfg.Conns {
@@ -175,6 +178,7 @@ type run struct {
 	edition int64
 	stats   *Stats
 	sendBy  time.Time // the edition's deadline; zero: none
+	limits  *limits   // this worker's share of the fleet's rate limits
 
 	mu   sync.Mutex
 	wake chan struct{} // closed when a connection finishes a group

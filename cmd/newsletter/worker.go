@@ -8,8 +8,6 @@ import (
 	"os"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"newsletter/delivery"
 	"newsletter/edition"
 	"newsletter/subscribers"
@@ -105,11 +103,9 @@ func (a *app) newWorker(comp *delivery.Composer) (*delivery.Worker, error) {
 		RetryBase:      c.retryBase,
 		MaxPerConn:     c.maxPerConn,
 		LeaseTTL:       c.leaseTTL,
-		Domains:        delivery.NewDomainLimits(c.domainRates),
+		Rate:           c.rate,
+		DomainRates:    c.domainRates,
 		ErrorThreshold: c.errorThreshold,
-	}
-	if c.rate > 0 {
-		w.Rate = rate.NewLimiter(rate.Limit(c.rate), max(1, int(c.rate/10)))
 	}
 	return w, nil
 }

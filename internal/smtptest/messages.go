@@ -70,6 +70,7 @@ func copyMessages(in []Message) []Message {
 			From: m.From,
 			To:   append([]string(nil), m.To...),
 			Data: append([]byte(nil), m.Data...),
+			At:   m.At,
 		}
 	}
 	return out

@@ -132,7 +132,7 @@ func (ss *session) Data(r io.Reader) error {
 		ss.closeAfterReplyIf421(rule)
 		return rule
 	}
-	return ss.s.accept(Message{From: ss.from, To: append([]string(nil), ss.to...), Data: data})
+	return ss.s.accept(Message{From: ss.from, To: append([]string(nil), ss.to...), Data: data, At: time.Now()})
 }
 
 // closeAfterReplyIf421 arranges for the connection to be closed right after the

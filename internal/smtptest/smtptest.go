@@ -33,6 +33,8 @@ type Message struct {
 	To []string
 	// Data is the message exactly as received after dot-unstuffing (CRLF line endings).
 	Data []byte
+	// At is when its data had been received, for tests that measure a rate.
+	At time.Time
 }
 
 // Server is a running in-process SMTP server. All methods are safe for concurrent use.
