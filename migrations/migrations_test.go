@@ -54,12 +54,18 @@ func TestConcurrentApplyOnEmptyDatabase(t *testing.T) {
 		}
 		total += len(results[i])
 	}
-	if total != migrations.Latest() {
-		t.Fatalf("the four processes applied %d migrations in all, want each once (%d)", total, migrations.Latest())
+	// Counted, not the latest version: a number can be reserved by a
+	// branch not merged yet.
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != len(all) {
+		t.Fatalf("the four processes applied %d migrations in all, want each once (%d)", total, len(all))
 	}
 	var n int
-	if err := db.Get(&n, `SELECT count(*) FROM schema_migrations`); err != nil || n != migrations.Latest() {
-		t.Fatalf("schema_migrations has %d rows (%v), want %d", n, err, migrations.Latest())
+	if err := db.Get(&n, `SELECT count(*) FROM schema_migrations`); err != nil || n != len(all) {
+		t.Fatalf("schema_migrations has %d rows (%v), want %d", n, err, len(all))
 	}
 }
 
