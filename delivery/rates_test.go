@@ -113,6 +113,9 @@ func TestFleetSharesTheRate(t *testing.T) {
 	three := rateOf(msgs[20 : cut-10])
 	// The two left, once they have counted each other.
 	from := sort.Search(n, func(i int) bool { return msgs[i].At.After(stoppedAt.Add(2 * time.Second)) })
+	if from > n-12 {
+		t.Fatalf("%d of %d messages sent in the 2s after the third worker stopped: faster than the fleet's rate, %.0f", n-from, n, fleetRate)
+	}
 	two := rateOf(msgs[from : n-10])
 	t.Logf("three workers: %.0f msgs/s; two, after the third stopped: %.0f msgs/s (fleet rate %.0f)", three, two, fleetRate)
 	if three > 1.5*fleetRate || two > 1.5*fleetRate {
