@@ -75,7 +75,7 @@ type Worker struct {
 
 // List returns the live members, oldest first.
 func List(ctx context.Context, db *sqlx.DB) ([]Worker, error) {
-	var out []Worker
+	out := []Worker{} // none is an empty list, not null, in JSON
 	err := db.SelectContext(ctx, &out, `
 		SELECT holder, host, pid, version, started_at, heartbeat_at,
 		       extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age, edition, rate, conns
