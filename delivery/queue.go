@@ -303,6 +303,23 @@ func (q *Queue) Rescue(ctx context.Context) (int64, error) {
 	return res.RowsAffected()
 }
 
+// ReleaseHolder returns to the queue every delivery leased by the Worker
+// whose Holder is holder (its connections lease as holder/N), and tells how
+// many: the registry of live workers (package fleet) calls it for a worker
+// whose process is dead, so its leases come back at once instead of at
+// their expiry. As with Rescue, the attempt stays counted: the message may
+// have gone out. The partial index of leased rows bounds the scan to what
+// is leased, whatever the table's size.
+func (q *Queue) ReleaseHolder(ctx context.Context, holder string) (int64, error) {
+	res, err := q.DB.ExecContext(ctx, `
+		UPDATE deliveries SET status = 'queued', lease_holder = NULL, lease_expires_at = NULL, updated_at = now()
+		WHERE status = 'sending' AND (lease_holder = $1 OR starts_with(lease_holder, $1 || '/'))`, holder)
+	if err != nil {
+		return 0, fmt.Errorf("release the leases of %s: %w", holder, err)
+	}
+	return res.RowsAffected()
+}
+
 // pendingSQL counts an edition's unfinished deliveries through the two
 // partial indexes, which hold only queued and only leased rows: it costs
 // what is left, not the edition's size.

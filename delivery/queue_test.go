@@ -359,3 +359,25 @@ func TestPendingCountsQueuedAndLeased(t *testing.T) {
 		t.Fatalf("after release: %d pending, next %v; want 3, due now", n, next)
 	}
 }
+
+// ReleaseHolder returns the leases of one worker's connections (holder/N),
+// and no one else's, whose names merely start the same.
+func TestReleaseHolder(t *testing.T) {
+	f := newFixture(t, 10)
+	ctx := context.Background()
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"h/1/a/0", "h/1/a/1", "h/1/ab/0", "h/1/a"} {
+		if jobs, err := f.q.Lease(ctx, f.edition, h, 2, time.Minute, 0); err != nil || len(jobs) != 2 {
+			t.Fatalf("lease for %s: %d, %v", h, len(jobs), err)
+		}
+	}
+	if n, err := f.q.ReleaseHolder(ctx, "h/1/a"); err != nil || n != 6 {
+		t.Fatalf("released %d, %v; want the 6 of h/1/a and its connections", n, err)
+	}
+	if f.count(t, `status = 'sending' AND lease_holder = 'h/1/ab/0'`) != 2 ||
+		f.count(t, `status = 'queued' AND attempts = 1 AND lease_holder IS NULL`) != 6 {
+		t.Fatal("the wrong leases were returned, or their attempts not kept")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"newsletter/fleet"
 	"newsletter/migrations"
 	"newsletter/templates"
 	"newsletter/web"
@@ -28,6 +29,7 @@ type app struct {
 	stderr io.Writer
 	db     *sqlx.DB       // nil unless the subcommand needs the database
 	tpl    *templates.Set // nil unless it renders mail or pages
+	member *fleet.Member  // this process in the registry of workers, while it sends (see joinFleet)
 }
 
 // needs says what a subcommand's app holds besides its configuration.
@@ -131,7 +133,8 @@ func (a *app) poolSize() pool {
 // more: HTTP requests are not bounded otherwise. A delivery worker's
 // connections each lease between batches and write a group's results while
 // sending the next, so up to two database connections per SMTP connection
-// are busy at once, plus the worker's own; they are kept idle (with
+// are busy at once, plus the worker's own and the one its membership of the
+// fleet holds (see joinFleet); they are kept idle (with
 // database/sql's default of 2 each would be closed and reopened all the
 // time, a new PostgreSQL backend and its prepared statements each). A
 // worker alone has no cap: its SMTP connections bound it.
@@ -141,7 +144,7 @@ func poolFor(serves bool, conns int) pool {
 		p = pool{maxOpen: web.DBPoolSize, maxIdle: web.DBPoolSize, maxIdleTime: 5 * time.Minute}
 	}
 	if conns > 0 {
-		worker := 2*conns + 2
+		worker := 2*conns + 3
 		p.maxIdle += worker
 		if p.maxOpen > 0 {
 			p.maxOpen += worker

@@ -48,6 +48,13 @@ func send(ctx context.Context, a *app, o sendOptions) error {
 	if o.to != "" {
 		return a.sendTestCopy(ctx, comp, o.to)
 	}
+	if !o.enqueueOnly {
+		leave, err := a.joinFleet(ctx)
+		if err != nil {
+			return err
+		}
+		defer leave()
+	}
 	start := time.Now()
 	w, err := a.newWorker(comp)
 	if err != nil {
@@ -57,7 +64,7 @@ func send(ctx context.Context, a *app, o sendOptions) error {
 		return err
 	}
 	var stats delivery.Stats
-	runErr := w.Run(ctx, st.ID, &stats)
+	runErr := a.sendEdition(ctx, w, st.ID, st.Edition.DateString(), &stats)
 	elapsed := time.Since(start)
 	interrupted := errors.Is(runErr, context.Canceled)
 	paused := errors.Is(runErr, delivery.ErrPaused)

@@ -138,7 +138,7 @@ var settings = []setting{
 		help:  "pause the send after this many temporary failures in a row; 0: never",
 		parse: intIn(0, maxInt, func(c *config) *int { return &c.errorThreshold })},
 	{env: "NEWSLETTER_LEASE_TTL", flag: "lease-ttl", def: "5m", cmds: smtpCmds,
-		help:  "how long a worker holds leased deliveries; a crashed worker's are resent after it",
+		help:  "how long a worker holds leased deliveries; a stuck worker's are resent after it (a dead one's within seconds)",
 		parse: durationFrom(time.Second, func(c *config) *time.Duration { return &c.leaseTTL })},
 	{env: "NEWSLETTER_SEND_WINDOW", flag: "send-window", def: "12h", cmds: sendCmds,
 		help:  "temporary failures are given up this long after the send started; 0: never",

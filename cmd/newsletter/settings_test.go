@@ -330,7 +330,7 @@ func TestFromWithoutDottedDomainRefused(t *testing.T) {
 }
 
 // The pool is sized once, from what the process runs: the reader pages'
-// connections, plus two per SMTP connection and two when a worker runs.
+// connections, plus two per SMTP connection and three when a worker runs.
 func TestPoolSizedFromWhatTheProcessRuns(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -339,8 +339,8 @@ func TestPoolSizedFromWhatTheProcessRuns(t *testing.T) {
 		want   pool
 	}{
 		{"serve", true, 0, pool{web.DBPoolSize, web.DBPoolSize, 5 * time.Minute}},
-		{"serve --worker --conns 32", true, 32, pool{web.DBPoolSize + 66, web.DBPoolSize + 66, 5 * time.Minute}},
-		{"send --conns 2", false, 2, pool{0, 6, 0}},
+		{"serve --worker --conns 32", true, 32, pool{web.DBPoolSize + 67, web.DBPoolSize + 67, 5 * time.Minute}},
+		{"send --conns 2", false, 2, pool{0, 7, 0}},
 	} {
 		if got := poolFor(tc.serves, tc.conns); got != tc.want {
 			t.Errorf("%s: pool %+v, want %+v", tc.name, got, tc.want)
@@ -361,7 +361,7 @@ func TestPoolSizedFromWhatTheProcessRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.close()
-	if n := a.db.Stats().MaxOpenConnections; n != web.DBPoolSize+66 {
-		t.Fatalf("serve --worker --conns 32: %d connections at most, want %d", n, web.DBPoolSize+66)
+	if n := a.db.Stats().MaxOpenConnections; n != web.DBPoolSize+67 {
+		t.Fatalf("serve --worker --conns 32: %d connections at most, want %d", n, web.DBPoolSize+67)
 	}
 }

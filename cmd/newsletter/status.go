@@ -10,6 +10,7 @@ import (
 
 	"newsletter/delivery"
 	"newsletter/edition"
+	"newsletter/fleet"
 )
 
 // statusReport is `status --json`: one document, the undelivered streamed
@@ -30,7 +31,8 @@ type statusReport struct {
 		Queued          int64 `json:"queued"`
 		Sending         int64 `json:"sending"`
 	} `json:"counts"`
-	failed int64 // both kinds
+	Workers []fleet.Worker `json:"workers"` // the live ones, whatever they send
+	failed  int64          // both kinds
 }
 
 var statusCommand = &command{
@@ -81,6 +83,9 @@ func (a *app) status(ctx context.Context, date time.Time) (*edition.Stored, *sta
 	r.Counts.Total, r.Counts.Sent, r.Counts.Skipped = counts.Total(), counts.Sent, counts.Skipped
 	r.Counts.FailedPermanent, r.Counts.FailedTemporary = counts.FailedPermanent, counts.Failed-counts.FailedPermanent
 	r.Counts.Queued, r.Counts.Sending = counts.Queued, counts.Sending
+	if r.Workers, err = fleet.List(ctx, a.db); err != nil {
+		return nil, nil, err
+	}
 	return st, r, nil
 }
 
@@ -131,6 +136,7 @@ func (r *statusReport) writeText(ctx context.Context, w *bufio.Writer, q *delive
 	fmt.Fprintf(w, "recipients %d: sent %d, failed %d (refused %d, temporary %d), skipped %d, queued %d, sending %d\n",
 		r.Counts.Total, r.Counts.Sent, r.failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,
 		r.Counts.Skipped, r.Counts.Queued, r.Counts.Sending)
+	writeWorkers(w, r.Workers)
 	if !undelivered {
 		return nil
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -35,5 +37,56 @@ func TestSendWithoutWindowHasNoDeadline(t *testing.T) {
 	}
 	if out := h.must("status", "--date", "2025-11-13"); !strings.Contains(out, "send by:   no deadline\n") {
 		t.Errorf("status: %q, want it to say there is no deadline", out)
+	}
+}
+
+// `status` lists the live workers and what they do: a worker process is
+// listed sending the edition at its rate over its connections, and no
+// longer once it stopped.
+func TestStatusListsLiveWorkers(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	for _, a := range confirmedAddrs {
+		h.smtp.Stall(a, time.Second)
+	}
+	h.must("send", "--date", "2025-11-13", "--enqueue-only")
+	worker := h.proc([]string{"NEWSLETTER_RATE=40", "NEWSLETTER_SMTP_CONNS=3"}, "worker", "--poll", "50ms")
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Workers []struct {
+			Host, Version, Edition string
+			PID                    int
+			Rate                   float64
+			Conns                  int
+			Age                    float64 `json:"heartbeat_age_seconds"`
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(rep.Workers) == 0 || rep.Workers[0].Edition == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("status --json never listed the worker sending: %+v", rep)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if err := json.Unmarshal([]byte(h.must("status", "--date", "2025-11-13", "--json")), &rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := rep.Workers[0]
+	if len(rep.Workers) != 1 || w.PID != worker.Process.Pid || w.Edition != "2025-11-13" || w.Rate != 40 || w.Conns != 3 || w.Version == "" || w.Host == "" {
+		t.Fatalf("status --json listed %+v; want the worker (pid %d) sending 2025-11-13 at 40 over 3", rep.Workers, worker.Process.Pid)
+	}
+	text := h.must("status", "--date", "2025-11-13")
+	if want := fmt.Sprintf("pid %d (", worker.Process.Pid); !strings.Contains(text, "workers 1 live\n") || !strings.Contains(text, want) ||
+		!strings.Contains(text, "sending 2025-11-13 at 40 msgs/s over 3 connections") {
+		t.Fatalf("status: %q; want the worker, what it sends, its rate and connections", text)
+	}
+	worker.Process.Signal(syscall.SIGTERM)
+	if err := worker.Wait(); err != nil {
+		t.Fatalf("worker after SIGTERM: %v", err)
+	}
+	if text := h.must("status", "--date", "2025-11-13"); !strings.Contains(text, "workers 0 live\n") {
+		t.Fatalf("status after the worker stopped: %q", text)
 	}
 }

@@ -34,6 +34,11 @@ var workerCommand = &command{
 // runWorker sends the active editions, oldest first, until ctx ends. It is
 // also what `serve --worker` runs beside the web server.
 func (a *app) runWorker(ctx context.Context, poll time.Duration) error {
+	leave, err := a.joinFleet(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	eds := &edition.Store{DB: a.db}
 	a.log.Info("worker started", "conns", a.cfg.conns)
 	for {
@@ -74,7 +79,7 @@ func (a *app) workEdition(ctx context.Context, eds *edition.Store, id int64) err
 		return err
 	}
 	var stats delivery.Stats
-	err = w.Run(ctx, id, &stats)
+	err = a.sendEdition(ctx, w, id, st.Edition.DateString(), &stats)
 	a.log.Info("edition worked", "edition", st.Edition.DateString(), "sent", stats.Sent.Load(), "failed", stats.Failed.Load(), "err", err)
 	if err != nil {
 		return fmt.Errorf("edition %s: %w", st.Edition.DateString(), err)
@@ -94,7 +99,7 @@ func (a *app) newWorker(comp *delivery.Composer) (*delivery.Worker, error) {
 		Queue:          &delivery.Queue{DB: a.db},
 		Editions:       &edition.Store{DB: a.db},
 		Dial:           delivery.BulkDialer(c.relays, comp, prep),
-		Holder:         holderName(),
+		Holder:         a.holder(),
 		Log:            a.log,
 		Conns:          c.conns,
 		Group:          groupSize(c.conns),
@@ -105,6 +110,7 @@ func (a *app) newWorker(comp *delivery.Composer) (*delivery.Worker, error) {
 		LeaseTTL:       c.leaseTTL,
 		Rate:           c.rate,
 		DomainRates:    c.domainRates,
+		Peers:          a.liveWorkers,
 		ErrorThreshold: c.errorThreshold,
 	}
 	return w, nil
