@@ -227,11 +227,12 @@ reason=$(sed -n 's/.*"pause_reason":"\(\([^"\\]\|\\.\)*\)".*/\1/p' <<<"$status")
 emls=$want
 [ -z "$catcher" ] || emls=$(find "$state/mail" -name '*.eml' 2>/dev/null | wc -l)
 if [ "${sent:-0}" -ne "$want" ] || [ "$emls" -ne "$want" ]; then
-	why="send exited $send_rc"
-	[ "$send_rc" != 124 ] || why="send did not finish within ${send_timeout}s"
+	count() { sed -n "s/.*\"counts\":{[^}]*\"$1\":\([0-9]*\).*/\1/p" <<<"$status"; }
+	why="$(count failed_permanent) refused, $(count failed_temporary) failed temporarily, $(($(count queued) + $(count sending))) not finished; send exited $send_rc"
+	[ "$send_rc" != 124 ] || why+=" (timed out after ${send_timeout}s)"
 	[ -z "$reason" ] || why+=", edition ${state_word}: $reason"
 	[ -z "$catcher" ] || why+=", the catcher stored $emls .eml files (log: $state/catcher.log)"
-	die "${sent:-0} of $want demo subscribers received the edition ($why); make demo-stop stops what is still running"
+	die "${sent:-0} of $want demo subscribers received the edition ($why); \`DATABASE_URL='$DATABASE_URL' $nl status --date 2025-11-13 --undelivered\` says why; make demo-stop stops what is still running"
 fi
 
 echo "==> newsletter serve on $NEWSLETTER_LISTEN (so the unsubscribe links in the demo emails work)"
