@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"newsletter/delivery"
 )
 
 // A person's rights over what is kept about them: a copy of all of it
@@ -89,6 +91,8 @@ type Erasure struct {
 	TokensDeleted  int64
 	ConsentsKept   int64 // entries kept as proof, IP and user agent removed
 	SuppressedKeys int64 // addresses (keyed hashes) now on the suppression list
+	RepliesRemoved int64 // SMTP replies of their deliveries replaced
+	PauseReasons   int64 // editions' pause reasons the address was cut out of
 }
 
 // erasedEmail is the placeholder address an erased subscriber keeps, so the
@@ -113,9 +117,12 @@ WHERE id = $1`
 //     and user agent removed;
 //   - every address the subscription had (the keyed hashes in its consent
 //     record) goes on the suppression list, so an import can't silently
-//     re-add the person; they can still sign up on the form themselves.
-//
-// The deliveries table is left as it is.
+//     re-add the person; they can still sign up on the form themselves;
+//   - what the delivery records quote of them goes (delivery.ForgetRecipient,
+//     which owns those tables' meaning): the SMTP replies of their
+//     deliveries, which servers often write the address into, and the
+//     address in any edition's pause reason. The deliveries themselves stay
+//     (edition, outcome, codes, times), naming the person only by id.
 func (s *Store) Erase(ctx context.Context, email string, src Source) (*Erasure, error) {
 	tx, err := s.DB.BeginTxx(ctx, nil)
 	if err != nil {
@@ -155,6 +162,11 @@ func (s *Store) Erase(ctx context.Context, email string, src Source) (*Erasure, 
 		return nil, fmt.Errorf("erase subscriber %d: strip consent record: %w", sub.ID, err)
 	}
 	res.ConsentsKept, _ = r.RowsAffected()
+	f, err := delivery.ForgetRecipient(ctx, tx, sub.ID, sub.Email)
+	if err != nil {
+		return nil, fmt.Errorf("erase subscriber %d: %w", sub.ID, err)
+	}
+	res.RepliesRemoved, res.PauseReasons = f.Replies, f.PauseReasons
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("erase subscriber %d: commit: %w", sub.ID, err)
 	}

@@ -154,8 +154,9 @@ func eraseSubscriber(ctx context.Context, a *app, args []string) error {
 	}
 	a.log.Info("erased", "subscriber", res.SubscriberID)
 	fmt.Fprintf(a.stdout, "erased subscriber %d: address and name removed, %d mailed link(s) deleted, "+
-		"%d consent record entries kept without IP and user agent, %d address(es) added to the suppression list\n",
-		res.SubscriberID, res.TokensDeleted, res.ConsentsKept, res.SuppressedKeys)
+		"%d consent record entries kept without IP and user agent, %d address(es) added to the suppression list, "+
+		"%d SMTP replies and %d pause reasons quoting them removed\n",
+		res.SubscriberID, res.TokensDeleted, res.ConsentsKept, res.SuppressedKeys, res.RepliesRemoved, res.PauseReasons)
 	return nil
 }
 

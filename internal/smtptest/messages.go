@@ -76,18 +76,10 @@ func copyMessages(in []Message) []Message {
 	return out
 }
 
-// accept runs the side effects of an accepted message (relay, .eml file) and then
-// records it. Returning an error makes the server reply 451 instead of 250.
+// accept keeps an accepted message (the .eml file, then the record) and hands it to
+// the background relay. Returning an error makes the server reply 451 instead of
+// 250: only when the message could not be kept.
 func (s *Server) accept(m Message) error {
-	if s.opts.relay != "" {
-		if err := relay(s.opts.relay, m); err != nil {
-			return &smtp.SMTPError{
-				Code:         451,
-				EnhancedCode: smtp.EnhancedCode{4, 4, 1},
-				Message:      "relay failed, try again later",
-			}
-		}
-	}
 	seq := s.seq.Add(1)
 	if s.opts.dir != "" {
 		rcpt := ""
@@ -96,7 +88,7 @@ func (s *Server) accept(m Message) error {
 		}
 		name := fmt.Sprintf("%04d-%s.eml", seq, sanitize(rcpt))
 		if err := os.WriteFile(filepath.Join(s.opts.dir, name), m.Data, 0o644); err != nil {
-			s.srv.ErrorLog.Printf("writing %s: %v", name, err)
+			s.log.Error("cannot store message", "file", name, "err", err)
 			return &smtp.SMTPError{
 				Code:         451,
 				EnhancedCode: smtp.EnhancedCode{4, 3, 0},
@@ -121,6 +113,9 @@ func (s *Server) accept(m Message) error {
 		s.dropAfter--
 	}
 	s.mu.Unlock()
+	if s.relay != nil {
+		s.relay.enqueue(m)
+	}
 	return nil
 }
 

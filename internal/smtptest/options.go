@@ -1,5 +1,7 @@
 package smtptest
 
+import "log/slog"
+
 // Option configures a Server.
 type Option func(*options)
 
@@ -11,6 +13,7 @@ type options struct {
 	startTLS     bool
 	implicitTLS  bool
 	discard      bool
+	log          *slog.Logger
 }
 
 // WithDir makes the server also write every accepted message to dir as an .eml file
@@ -18,12 +21,18 @@ type options struct {
 // The directory is created if needed.
 func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
 
-// WithRelay makes the server forward every accepted message to the SMTP server at addr
-// (host:port, plain SMTP without TLS or AUTH), e.g. a local Mailpit on 127.0.0.1:1025.
-// A message is acknowledged to the client only after the relay accepted it; a relay
-// failure is reported to the client as 451 4.4.1 so that it retries instead of
-// believing the message was delivered.
+// WithRelay makes the server pass every accepted message on to the SMTP server at
+// addr (host:port, plain SMTP without TLS or AUTH), e.g. a local Mailpit on
+// 127.0.0.1:1025, in the background and in order. The client's 250 does not wait
+// for the relay: the message is kept (Messages, the .eml folder) whatever the relay
+// does, so a relay target that is down never makes the client retry. A relay
+// failure is logged (WithLog) and counted (RelayFailed); one that can't be reached
+// or answers 4xx is retried a few times first.
 func WithRelay(addr string) Option { return func(o *options) { o.relay = addr } }
+
+// WithLog makes the server log what goes wrong on its side (a relay failure, an
+// .eml file that could not be written) to l. Without it, nothing is logged.
+func WithLog(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithAuth requires SMTP AUTH PLAIN (RFC 4954, RFC 4616) with these credentials before
 // MAIL FROM is accepted. Insecure (non-TLS) AUTH is allowed, because tests run on

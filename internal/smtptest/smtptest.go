@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -40,6 +41,8 @@ type Message struct {
 // Server is a running in-process SMTP server. All methods are safe for concurrent use.
 type Server struct {
 	opts    options
+	log     *slog.Logger
+	relay   *relayer // nil without WithRelay
 	srv     *smtp.Server
 	ln      net.Listener
 	tlsConf *tls.Config // server side, nil without TLS
@@ -146,6 +149,13 @@ func Listen(addr string, opts ...Option) (*Server, error) {
 		l = tls.NewListener(l, s.tlsConf)
 	}
 	s.ln = l
+	s.log = s.opts.log
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.opts.relay != "" {
+		s.relay = startRelayer(s.opts.relay, s.log)
+	}
 	go func() { s.serveDone <- srv.Serve(l) }()
 	return s, nil
 }
@@ -172,6 +182,9 @@ func (s *Server) Close() error {
 			err = errors.Join(err, serr)
 		}
 		s.sessions.Wait()
+		if s.relay != nil {
+			s.relay.close()
+		}
 		s.closeErr = err
 	})
 	return s.closeErr
@@ -191,6 +204,23 @@ func (s *Server) Port() int {
 	_, port, _ := net.SplitHostPort(s.Addr())
 	n, _ := strconv.Atoi(port)
 	return n
+}
+
+// Relayed returns how many messages the relay target accepted (WithRelay).
+func (s *Server) Relayed() int {
+	if s.relay == nil {
+		return 0
+	}
+	return int(s.relay.relayed.Load())
+}
+
+// RelayFailed returns how many messages were kept but could not be passed on to
+// the relay target (WithRelay).
+func (s *Server) RelayFailed() int {
+	if s.relay == nil {
+		return 0
+	}
+	return int(s.relay.failed.Load())
 }
 
 // Connections returns how many TCP connections the server has accepted so far.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/smtp"
 	"net/textproto"
@@ -305,15 +306,77 @@ func TestRelay(t *testing.T) {
 		t.Errorf("relayed = %+v", got[0])
 	}
 
-	// A failing relay is reported as a temporary failure and nothing is recorded.
+	// A relay that refuses the message: the client still gets 250 and the
+	// message is kept; the failure is counted, not retried (5xx).
 	upstream.RejectRcpt("b@example.com", 550, "5.1.1", "nope")
-	code, _ := replyCode(t, send(c, "n@example.com", []string{"b@example.com"}, body))
-	if code != 451 {
-		t.Errorf("relay failure code = %d, want 451", code)
+	if err := send(c, "n@example.com", []string{"b@example.com"}, body); err != nil {
+		t.Fatalf("a relay refusal reached the client: %v", err)
 	}
-	if n := len(s.Messages()); n != 1 {
-		t.Errorf("messages = %d, want 1", n)
+	waitRelayFailed(t, s, 1)
+	if n := len(s.Messages()); n != 2 {
+		t.Errorf("messages = %d, want 2", n)
 	}
+	if s.Relayed() != 1 || upstream.Accepted() != 1 {
+		t.Errorf("relayed %d, upstream accepted %d; want 1 and 1", s.Relayed(), upstream.Accepted())
+	}
+}
+
+// A relay target that isn't there (the web inbox did not start) never turns
+// into a 4xx: every message is stored as an .eml file, and the failure is
+// logged.
+func TestRelayDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	var log lockedBuffer
+	s := Start(t, WithDir(dir), WithRelay(dead), WithLog(slog.New(slog.NewTextHandler(&log, nil))))
+	c := dial(t, s)
+	for _, to := range []string{"a@example.com", "b@example.com"} {
+		if err := send(c, "n@example.com", []string{to}, body); err != nil {
+			t.Fatalf("sending to %s with the relay down: %v", to, err)
+		}
+	}
+	for _, name := range []string{"0001-a_example.com.eml", "0002-b_example.com.eml"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != body {
+			t.Errorf("%s: %q, %v", name, b, err)
+		}
+	}
+	waitRelayFailed(t, s, 2)
+	if got := log.String(); !strings.Contains(got, "not passed on") || !strings.Contains(got, dead) {
+		t.Errorf("log does not say the relay failed:\n%s", got)
+	}
+}
+
+func waitRelayFailed(t *testing.T, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for s.RelayFailed() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("relay failures = %d, want %d", s.RelayFailed(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestStartTLS(t *testing.T) {
