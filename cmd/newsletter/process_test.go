@@ -208,8 +208,8 @@ func TestTerminatedSendStopsCleanly(t *testing.T) {
 	}
 	h.smtp.WaitFor(t, 50, 30*time.Second)
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("SIGTERM: %v, want exit 0\n%s", err, out.String())
+	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != exitInterrupted {
+		t.Fatalf("SIGTERM: %v, want exit %d (a clean stop, recipients left)\n%s", err, exitInterrupted, out.String())
 	}
 	var leased, sent int
 	h.db.Get(&leased, `SELECT count(*) FROM deliveries WHERE status = 'sending'`)
