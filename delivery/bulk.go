@@ -124,12 +124,13 @@ func (m *bulkMailer) Close() error { return m.conn.Close() }
 // outcomeOf turns a classified SMTP error into an outcome.
 func outcomeOf(e *smtpclient.Error) Outcome {
 	return Outcome{
-		Permanent:  e.Permanent,
-		HardBounce: e.IsHardBounce(),
-		ConnLost:   e.ConnLost,
-		Throttled:  e.Throttled,
-		Code:       e.Code,
-		Enhanced:   e.Enhanced,
-		Reply:      e.Error(),
+		Permanent:     e.Permanent,
+		HardBounce:    e.IsHardBounce(),
+		ConnLost:      e.ConnLost,
+		Throttled:     e.Throttled,
+		Misconfigured: e.Misconfigured,
+		Code:          e.Code,
+		Enhanced:      e.Enhanced,
+		Reply:         e.Error(),
 	}
 }

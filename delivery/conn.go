@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"newsletter/smtpclient"
 )
 
 // conn is one connection's loop: lease a batch, send it a group at a time,
@@ -233,8 +236,14 @@ func (c *conn) extend(ctx context.Context, jobs []Job) ([]Job, error) {
 }
 
 // dialFailed hands the batch back untried, waits, and pauses the send when
-// the relay has been unreachable too many times in a row.
+// the relay has been unreachable too many times in a row, or at once when
+// it refused us for a reason only a change of configuration cures: a
+// retry would get the same answer.
 func (c *conn) dialFailed(ctx context.Context, jobs []Job, err error) error {
+	if errors.Is(err, smtpclient.ErrMisconfigured) {
+		c.r.pause(oneLine(err.Error()))
+		return c.stop(jobs, ErrPaused)
+	}
 	n := c.r.dialStreak.Add(1)
 	c.w.Log.Warn("connect to the SMTP relay failed", "holder", c.holder, "failures_in_a_row", n, "err", err)
 	if n >= int64(c.w.DialThreshold) {
@@ -269,3 +278,7 @@ func (c *conn) stop(untried []Job, cause error) error {
 	}
 	return cause
 }
+
+// oneLine flattens an error text (errors.Join of several relays' errors)
+// into the one line of a pause reason.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -56,6 +57,10 @@ func (c *conn) sendGroup(ctx context.Context, group []Job) {
 	for i, j := range send {
 		o := outs[i]
 		c.results = append(c.results, c.result(j, o))
+		if o.Misconfigured {
+			// The relay refuses us, whoever the recipient: stop at once.
+			c.r.pause(o.Reply)
+		}
 		lost = lost || o.ConnLost
 		if o.Throttled {
 			throttled = true
@@ -75,24 +80,20 @@ func (c *conn) sendGroup(ctx context.Context, group []Job) {
 		c.mailer.Close()
 		c.mailer, c.sent = nil, 0
 	}
-	if th := c.w.ErrorThreshold; th > 0 && c.r.failStreak.Load() >= int64(th) {
-		last := c.results[len(c.results)-1].Reply
-		c.r.pause(fmt.Sprintf("%d temporary failures in a row with nothing delivered; the last: %s", c.r.failStreak.Load(), last))
-	}
 }
 
 // result turns a message's outcome into the delivery's result.
 func (c *conn) result(j Job, o Outcome) Result {
 	r := Result{ID: j.ID, SubscriberID: j.SubscriberID, Code: o.Code, Enhanced: o.Enhanced, Reply: o.Reply}
 	switch {
-	case o.NotTried:
+	case o.NotTried, o.Misconfigured:
 		r.Status, r.Deferred, r.NextAttempt = Queued, true, time.Now()
 		c.r.stats.Deferred.Add(1)
 		return r
 	case o.Sent:
 		r.Status = Sent
 		c.r.stats.Sent.Add(1)
-		c.r.failStreak.Store(0)
+		c.r.failures.delivered()
 		return r
 	case o.Permanent:
 		r.Status, r.Permanent, r.HardBounce = Failed, true, o.HardBounce
@@ -100,7 +101,12 @@ func (c *conn) result(j Job, o Outcome) Result {
 		c.w.Log.Info("delivery refused", "subscriber", j.SubscriberID, "code", o.Code, "enhanced", o.Enhanced)
 		return r
 	}
-	c.r.failStreak.Add(1)
+	if c.failed(j, o) {
+		// The relay's failure, not this delivery's: no attempt counted.
+		r.Status, r.Deferred, r.NextAttempt = Queued, true, time.Now()
+		c.r.stats.Deferred.Add(1)
+		return r
+	}
 	next := time.Now().Add(c.w.backoff(j.Attempts))
 	switch {
 	case j.Attempts >= c.w.MaxAttempts:
@@ -116,4 +122,22 @@ func (c *conn) result(j Job, o Outcome) Result {
 	c.r.stats.Failed.Add(1)
 	c.w.Log.Info("delivery failed", "subscriber", j.SubscriberID, "attempts", j.Attempts, "code", o.Code)
 	return r
+}
+
+// failed adds a temporary failure to the run's streak, pauses the send
+// when the streak says so, and reports whether the delivery is to go back
+// untried (it came round: the relay, not the delivery, is failing).
+func (c *conn) failed(j Job, o Outcome) (untried bool) {
+	reply := o.Reply
+	if j.Email != "" {
+		// A pause reason is shown to operators and kept with the edition:
+		// not the address a reply may quote.
+		reply = strings.ReplaceAll(reply, j.Email, "<recipient>")
+	}
+	reason, untried := c.r.failures.fail(failure{id: j.ID, domain: domainOf(j.Email), code: o.Code,
+		enhanced: o.Enhanced, throttled: o.Throttled, reply: reply}, c.w.ErrorThreshold)
+	if reason != "" {
+		c.r.pause(reason)
+	}
+	return untried
 }

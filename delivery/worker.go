@@ -20,6 +20,9 @@ type Outcome struct {
 	HardBounce bool // the mailbox does not exist (5.1.x to RCPT)
 	ConnLost   bool // the connection is unusable; the Mailer must be redialled
 	Throttled  bool // the server asked us to slow down (421, 4.7.28, 451 4.7.x)
+	// Misconfigured: the relay refuses us, not this message (535, 530 to
+	// MAIL FROM): the send stops, the message goes back untried.
+	Misconfigured bool
 	// NotTried: the connection was gone before this message was started;
 	// it goes back to the queue without counting as an attempt.
 	NotTried bool
@@ -75,10 +78,11 @@ type Worker struct {
 	Peers       func() int         // live workers sharing the limits, itself included (nil: this worker alone)
 
 	// ErrorThreshold pauses the send after this many temporary failures in
-	// a row with nothing delivered in between (0: never), and
+	// a row with nothing delivered in between, or sooner when the relay
+	// gives every delivery left the same answer (see streak; 0: never), and
 	// DialThreshold after this many failed connection attempts in a row
 	// (default 10): better a clear pause than burning the list against a
-	// dead relay.
+	// dead relay. A misconfigured relay pauses it at once.
 	ErrorThreshold int
 	DialThreshold  int
 }
@@ -183,7 +187,7 @@ type run struct {
 	mu   sync.Mutex
 	wake chan struct{} // closed when a connection finishes a group
 
-	failStreak atomic.Int64 // temporary failures in a row, over all connections
+	failures   streak       // temporary failures in a row, over all connections
 	dialStreak atomic.Int64 // failed dials in a row, over all connections
 	paused     atomic.Bool
 	polling    atomic.Bool  // an idle connection is looking at the database (see conn.idle)

@@ -52,9 +52,12 @@ type Config struct {
 	// HELO is the name sent with EHLO; empty means go-mail's default (the local
 	// hostname).
 	HELO string
+	// CAFile is SMTP_URL's ca=FILE: PEM certificates trusted for this relay
+	// besides the system's; ParseURL loads them into TLSConfig.
+	CAFile string
 	// TLSConfig optionally overrides certificate verification, e.g. a private CA or
-	// a test server's self-signed certificate. ServerName defaults to Host. It
-	// cannot be set from SMTP_URL.
+	// a test server's self-signed certificate. ServerName defaults to Host.
+	// From SMTP_URL only through ca=FILE.
 	TLSConfig *tls.Config `json:"-"`
 }
 
@@ -187,6 +190,9 @@ func (c Config) String() string {
 	if c.HELO != "" {
 		q.Set("helo", c.HELO)
 	}
+	if c.CAFile != "" {
+		q.Set("ca", c.CAFile)
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -210,6 +216,9 @@ func (c Config) LogValue() slog.Value {
 	}
 	if c.HELO != "" {
 		attrs = append(attrs, slog.String("helo", c.HELO))
+	}
+	if c.CAFile != "" {
+		attrs = append(attrs, slog.String("ca", c.CAFile))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -105,7 +104,7 @@ func (c *Conn) handshake(ctx context.Context) error {
 // text when the server doesn't offer it (section 6).
 func (c *Conn) startTLS(ctx context.Context) error {
 	if !c.ext.StartTLS {
-		return errors.New("server does not offer STARTTLS; refusing to continue in clear text (RFC 3207 section 6)")
+		return errNoStartTLS
 	}
 	code, err := c.command("STARTTLS")
 	if err != nil {
@@ -202,7 +201,7 @@ func parseExtensions(text string) Extensions {
 // point unless TLSNone was chosen explicitly.
 func (c *Conn) auth() error {
 	if len(c.ext.Auth) == 0 {
-		return errors.New("SMTP credentials are configured but the server offers no AUTH (RFC 4954); refusing to send unauthenticated")
+		return errNoAuth
 	}
 	user, pass := c.cfg.Username, c.cfg.Password
 	switch {

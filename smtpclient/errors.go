@@ -68,7 +68,12 @@ type Error struct {
 	ConnLost  bool   // the connection is unusable: Close it and dial again
 	Throttled bool   // the server asks us to slow down (back off, not just retry)
 	Timeout   bool   // a deadline expired (network timeout or context deadline)
-	Err       error  // underlying error chain (go-mail *SendError, net errors, ...)
+	// Misconfigured: the relay's configuration is wrong (credentials, TLS
+	// mode, trust), not the moment; Fix says what to change in SMTP_URL.
+	// errors.Is(err, ErrMisconfigured) finds it.
+	Misconfigured bool
+	Fix           string
+	Err           error // underlying error chain (go-mail *SendError, net errors, ...)
 }
 
 func (e *Error) Error() string {
@@ -100,9 +105,16 @@ func (e *Error) Error() string {
 	if e.ConnLost {
 		flags = append(flags, "connection lost")
 	}
+	if e.Misconfigured {
+		flags = append(flags, "relay misconfigured")
+	}
 	b.WriteString(" (")
 	b.WriteString(strings.Join(flags, ", "))
 	b.WriteByte(')')
+	if e.Fix != "" {
+		b.WriteString("; fix: ")
+		b.WriteString(e.Fix)
+	}
 	return b.String()
 }
 
@@ -227,6 +239,7 @@ func classifyReply(e *Error) {
 		(e.Code == CodeLocalError && strings.HasPrefix(e.Enhanced, "4.7.")) {
 		e.Throttled = true
 	}
+	replyMisconfig(e)
 }
 
 // classifyTransport handles errors without an SMTP reply and returns a short
@@ -251,8 +264,10 @@ func classifyTransport(e *Error, err error, se *gomail.SendError) (label string)
 		e.ConnLost = true
 		label = "canceled"
 	case errors.As(err, &certErr), errors.As(err, &unkAuth), errors.As(err, &hostErr), errors.As(err, &invErr):
-		// Verification failures are temporary by policy: an operator can fix
-		// the certificate or the trust store and the retry then succeeds.
+		// Not Permanent: once an operator fixes the certificate or the trust
+		// store the same message goes through. A dial marks it
+		// Misconfigured (see transportMisconfig): retrying before that fix
+		// only repeats the failure.
 		e.ConnLost = true
 		label = "TLS certificate verification failed"
 	case errors.As(err, &recErr), errors.As(err, &alert):
@@ -382,7 +397,7 @@ func isEnhanced(s string) bool {
 // invalidConfig is the *Error of a dial refused for its configuration.
 func invalidConfig(err error) *Error {
 	return &Error{Stage: StageDial, Text: "invalid configuration: " + err.Error(), ConnLost: true,
-		Err: fmt.Errorf("invalid SMTP configuration: %w", err)}
+		Misconfigured: true, Fix: fixConfig, Err: fmt.Errorf("invalid SMTP configuration: %w", err)}
 }
 
 // dialError is an *Error for a failed dial: ConnLost (there is no session),
@@ -393,9 +408,10 @@ func dialError(cfg Config, addr string, err error) *Error {
 	if errors.As(err, &e) {
 		// A reply: keep its classification, wrap the context around it.
 		e = &Error{Code: e.Code, Enhanced: e.Enhanced, Text: e.Text, Permanent: e.Permanent,
-			Throttled: e.Throttled, Timeout: e.Timeout, Err: err}
+			Throttled: e.Throttled, Timeout: e.Timeout, Misconfigured: e.Misconfigured, Fix: e.Fix, Err: err}
 	} else {
 		e = classify(err, nil)
+		transportMisconfig(e, err, cfg.mode())
 	}
 	e.Stage, e.ConnLost = StageDial, true
 	e.Text = redactString(e.Text, cfg.Password)

@@ -24,7 +24,7 @@ func TestClassify(t *testing.T) {
 		want Error // Err is not compared
 	}{
 		{"550 5.1.1 during AUTH-like exchange", fmt.Errorf("SMTP AUTH failed: %w", &textproto.Error{Code: 535, Msg: "5.7.8 Authentication failed"}),
-			Error{Code: 535, Enhanced: "5.7.8", Text: "Authentication failed", Permanent: true, Stage: StageDial}},
+			Error{Code: 535, Enhanced: "5.7.8", Text: "Authentication failed", Permanent: true, Stage: StageDial, Misconfigured: true, Fix: fixCredentials}},
 		{"421 closing", &textproto.Error{Code: 421, Msg: "4.3.2 Service shutting down"},
 			Error{Code: 421, Enhanced: "4.3.2", Text: "Service shutting down", Stage: StageDial, Throttled: true, ConnLost: true}},
 		{"451 4.7.1 policy deferral", &textproto.Error{Code: 451, Msg: "4.7.1 Try later"},

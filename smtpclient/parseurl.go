@@ -1,8 +1,12 @@
 package smtpclient
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +20,11 @@ const envName = "SMTP_URL"
 //	smtp://user:pass@smtp.example.com:587?tls=starttls&timeout=30s&helo=news.example.com
 //	smtps://user:pass@smtp.example.com          (implicit TLS, port 465)
 //	smtp://127.0.0.1:1025?tls=none              (local catcher)
+//	smtp://user:pass@relay.internal?ca=/etc/ssl/private-ca.pem
+//
+// ca=FILE adds the PEM certificates in FILE to the authorities trusted for
+// this relay (besides the system's, which SSL_CERT_FILE and SSL_CERT_DIR
+// replace for every TLS connection of the process).
 //
 // smtp:// defaults to port 587 with STARTTLS required; clear text must be requested
 // with tls=none. Userinfo is percent-decoded, so special characters in the password
@@ -34,7 +43,7 @@ func ParseURL(raw string) (Config, error) {
 		err = cfg.setHost(u.Hostname())
 	}
 	if err == nil {
-		err = cfg.setQuery(u.RawQuery)
+		err = cfg.setQuery(u.RawQuery, pwOf(u.User))
 	}
 	if err == nil {
 		err = cfg.setPort(u)
@@ -120,21 +129,36 @@ func (c *Config) setHost(host string) error {
 	return nil
 }
 
-// setQuery takes the parameters tls, timeout and helo, each at most once.
-func (c *Config) setQuery(rawQuery string) error {
+// setQuery takes the parameters tls, timeout, helo and ca, each at most
+// once. password is only to keep it out of the error naming an unknown
+// parameter.
+func (c *Config) setQuery(rawQuery, password string) error {
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return fmt.Errorf("%s has a malformed query string; use ?tls=starttls|tls|none&timeout=30s&helo=name", envName)
+		return fmt.Errorf("%s has a malformed query string; use ?tls=starttls|tls|none&timeout=30s&helo=name&ca=FILE", envName)
 	}
 	for key, vals := range q {
 		if len(vals) != 1 {
-			return fmt.Errorf("%s repeats the query parameter %s; give it once", envName, knownParam(key))
+			return fmt.Errorf("%s repeats the query parameter %s; give it once", envName, paramName(key, password))
 		}
 		if err := c.setParam(key, vals[0]); err != nil {
+			if errors.Is(err, errUnknownParam) {
+				return fmt.Errorf("%s has an unknown query parameter %s; only tls, timeout, helo and ca are supported", envName, paramName(key, password))
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+var errUnknownParam = errors.New("unknown query parameter")
+
+func pwOf(u *url.Userinfo) string {
+	if u == nil {
+		return ""
+	}
+	pw, _ := u.Password()
+	return pw
 }
 
 func (c *Config) setParam(key, val string) error {
@@ -162,9 +186,34 @@ func (c *Config) setParam(key, val string) error {
 			return fmt.Errorf("%s has an invalid helo= value; use a host name such as helo=news.example.com", envName)
 		}
 		c.HELO = val
+	case "ca":
+		return c.setCA(val)
 	default:
-		return fmt.Errorf("%s has an unknown query parameter; only tls, timeout and helo are supported", envName)
+		return errUnknownParam
 	}
+	return nil
+}
+
+// setCA trusts the PEM certificates in file for this relay, on top of the
+// system's authorities: a private CA, without touching the process's
+// SSL_CERT_FILE.
+func (c *Config) setCA(file string) error {
+	if file == "" {
+		return fmt.Errorf("%s has an empty ca= value; use ca=/path/to/ca.pem", envName)
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("%s ca=%s: cannot read the CA file: %w", envName, file, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%s ca=%s: the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)", envName, file)
+	}
+	c.CAFile = file
+	c.TLSConfig = &tls.Config{RootCAs: pool}
 	return nil
 }
 
@@ -196,12 +245,20 @@ func (c Config) clearSecret() Config {
 	return c
 }
 
-// knownParam names a repeated query parameter only when it is one of ours, so that
-// arbitrary input is never echoed.
-func knownParam(key string) string {
-	switch key {
-	case "tls", "timeout", "helo":
-		return key
+// paramName names a query parameter in an error when it looks like a
+// parameter name (a few letters, digits, '-' or '_') and has nothing in
+// common with the password: a mangled URL can put part of a password in
+// the query ("?" in a password not percent-encoded), and that must not
+// reach a log.
+func paramName(key, password string) string {
+	plain := len(key) > 0 && len(key) <= 20
+	for _, r := range key {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			plain = false
+		}
 	}
-	return "(unknown)"
+	if !plain || password != "" && (strings.Contains(password, key) || strings.Contains(key, password)) {
+		return "(not shown)"
+	}
+	return strconv.Quote(key)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/mail"
+	"strings"
 	"sync"
 	"time"
 
@@ -178,10 +180,41 @@ func (o *Outbox) send(conn *smtpclient.MsgConn, m outMail) *smtpclient.MsgConn {
 			break // the server answered: a second try gets the same answer
 		}
 	}
-	// The reply text may quote the recipient's address, so only the codes
-	// are logged.
 	o.log.Error("confirmation email not sent", "subscriber", m.subscriberID,
-		"stage", last.Stage, "code", last.Code, "enhanced", last.Enhanced,
-		"permanent", last.Permanent, "timeout", last.Timeout, "canceled", errors.Is(last, context.Canceled))
+		"kind", failureKind(last), "stage", last.Stage, "code", last.Code, "enhanced", last.Enhanced,
+		"reason", withoutAddress(last.Error(), m.msg.To), "canceled", errors.Is(last, context.Canceled))
 	return conn
+}
+
+// failureKind names what kind of failure stopped a confirmation email, so
+// that an operator tells a relay to fix from a bad moment or a bad address.
+func failureKind(e *smtpclient.Error) string {
+	switch {
+	case e.Misconfigured:
+		return "relay misconfigured"
+	case e.Timeout:
+		return "timeout"
+	case e.Permanent:
+		return "permanent"
+	case e.Throttled:
+		return "throttled"
+	}
+	return "temporary"
+}
+
+// withoutAddress is an SMTP failure's text (the relay's reply, or the
+// dial or TLS error, with the fix when there is one) with the recipient's
+// address taken out: replies often quote it, and the logs name subscribers
+// by id only.
+func withoutAddress(text string, to *mail.Address) string {
+	if to == nil || to.Address == "" {
+		return text
+	}
+	for {
+		i := strings.Index(strings.ToLower(text), strings.ToLower(to.Address))
+		if i < 0 {
+			return text
+		}
+		text = text[:i] + "<recipient>" + text[i+len(to.Address):]
+	}
 }

@@ -15,6 +15,9 @@ import (
 	"syscall"
 
 	_ "github.com/lib/pq" // the PostgreSQL driver
+
+	"newsletter/delivery"
+	"newsletter/smtpclient"
 )
 
 func main() {
@@ -84,28 +87,53 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			groupUsage(stdout, name, members)
 			if len(rest) == 0 {
 				fmt.Fprintf(stderr, "newsletter %s: name a subcommand: %s\n", name, strings.Join(members, ", "))
-				return 2
+				return exitUsage
 			}
-			return 0
+			return exitOK
 		}
 		name, rest = name+" "+rest[0], rest[1:]
 	}
 	cmd, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "newsletter: unknown subcommand %q; run `newsletter help`\n", name)
-		return 2
+		return exitUsage
 	}
 	err := cmd.exec(ctx, name, rest, stdout, stderr)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
+		return exitOK
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "newsletter %s: %s\n", name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
-		return 2
-	default:
-		fmt.Fprintf(stderr, "newsletter %s: %s\n", name, describe(err))
-		return 1
+		return exitUsage
 	}
+	fmt.Fprintf(stderr, "newsletter %s: %s\n", name, describe(err))
+	return exitCode(err)
+}
+
+// Exit statuses, so that cron and systemd can tell a send that is done
+// from one to look at (the README lists them).
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+	// exitStopped: the send is paused (its reason on stderr and in
+	// `status`), or the SMTP relay refused us for its configuration: fix
+	// the cause, then run the same send again.
+	exitStopped = 3
+	// exitInterrupted: SIGINT or SIGTERM stopped a send with recipients
+	// left; running it again finishes them.
+	exitInterrupted = 4
+)
+
+// exitCode is the exit status for a subcommand's error.
+func exitCode(err error) int {
+	switch {
+	case errors.Is(err, errInterrupted):
+		return exitInterrupted
+	case errors.Is(err, delivery.ErrPaused), errors.Is(err, smtpclient.ErrMisconfigured):
+		return exitStopped
+	}
+	return exitError
 }
 
 // exec parses the command line and the settings, builds the app and runs

@@ -235,10 +235,11 @@ func TestThreeWorkersShareAnEdition(t *testing.T) {
 
 // SIGTERM mid-send: the messages in flight finish, the leases are handed
 // back, exit 0; a rerun completes the edition with nobody sent twice.
-func TestTerminatedSendStopsCleanly(t *testing.T) {
-	h := newHarness(t)
-	const n = 400
-	h.bigList(n)
+// signalMidSend starts a send of the n recipients of bigList, each 5ms at
+// the server, signals it once after messages were accepted, and returns
+// its exit status and output.
+func (h *harness) signalMidSend(n, after int, sig os.Signal) (int, string) {
+	h.t.Helper()
 	for i := range n {
 		h.smtp.Stall(fmt.Sprintf("reader%06d@example.com", i), 5*time.Millisecond)
 	}
@@ -246,12 +247,20 @@ func TestTerminatedSendStopsCleanly(t *testing.T) {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
-	h.smtp.WaitFor(t, 50, 30*time.Second)
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("SIGTERM: %v, want exit 0\n%s", err, out.String())
+	h.smtp.WaitFor(h.t, after, 30*time.Second)
+	cmd.Process.Signal(sig)
+	cmd.Wait()
+	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+func TestTerminatedSendStopsCleanly(t *testing.T) {
+	h := newHarness(t)
+	const n = 400
+	h.bigList(n)
+	if code, out := h.signalMidSend(n, 50, syscall.SIGTERM); code != exitInterrupted {
+		t.Fatalf("SIGTERM: exit %d, want %d (a clean stop, recipients left)\n%s", code, exitInterrupted, out)
 	}
 	var leased, sent int
 	h.db.Get(&leased, `SELECT count(*) FROM deliveries WHERE status = 'sending'`)

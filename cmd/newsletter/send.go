@@ -64,7 +64,9 @@ func send(ctx context.Context, a *app, o sendOptions) error {
 		return err
 	}
 	var stats delivery.Stats
+	stop := a.watchSend(ctx, w, st, &stats)
 	runErr := a.sendEdition(ctx, w, st.ID, st.Edition.DateString(), &stats)
+	stop()
 	elapsed := time.Since(start)
 	interrupted := errors.Is(runErr, context.Canceled)
 	paused := errors.Is(runErr, delivery.ErrPaused)
@@ -83,13 +85,17 @@ func send(ctx context.Context, a *app, o sendOptions) error {
 	fmt.Fprintf(a.stdout, "all %d recipients: %d sent, %d failed (%d refused by the server), %d skipped, %d not finished\n",
 		counts.Total(), counts.Sent, counts.Failed, counts.FailedPermanent, counts.Skipped, unfinished)
 	switch {
-	case interrupted:
-		fmt.Fprintf(a.stderr, "interrupted: %d recipients are not finished; run the same send again to finish them\n", unfinished)
+	case interrupted && unfinished > 0:
+		return fmt.Errorf("%w: %d recipients are not finished; run the same send again to finish them", errInterrupted, unfinished)
 	case paused:
-		return fmt.Errorf("%v; %d recipients are not finished: fix the cause, then run the same send again to resume", runErr, unfinished)
+		return fmt.Errorf("%w; %d recipients are not finished: fix the cause, then run the same send again to resume", runErr, unfinished)
 	}
 	return nil
 }
+
+// errInterrupted is a send stopped by SIGINT or SIGTERM with recipients
+// left: not a failure, but not done either (exitInterrupted).
+var errInterrupted = errors.New("interrupted")
 
 // enqueue starts (or resumes) the edition's send: the temporary failures
 // back in the queue if asked, a paused send resumed, every confirmed

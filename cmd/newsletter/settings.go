@@ -56,7 +56,7 @@ var settings = []setting{
 		parse:    parseDatabaseURL},
 	{env: "SMTP_URL", flag: "smtp-url", secret: true, cmds: smtpCmds,
 		required: "set it to your relay, like smtp://user:pass@smtp.example.com:587 (STARTTLS), smtps://... (implicit TLS) or smtp://localhost:1025?tls=none",
-		help:     "the relay, smtp://user:pass@host:port?tls=starttls|tls|none or smtps://...; several, comma-separated, are tried in order",
+		help:     "the relay, smtp://user:pass@host:port?tls=starttls|tls|none&ca=FILE or smtps://...; several, comma-separated, are tried in order",
 		parse:    parseRelays},
 	{env: "NEWSLETTER_FROM", flag: "from", cmds: mailCmds,
 		required: "set it to the sender, like 'London Daily <newsletter@example.com>'",

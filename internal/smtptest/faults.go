@@ -19,7 +19,8 @@ import (
 // e.g. RejectRcpt("gone@example.com", 550, "5.1.1", "No such user"). A 421 reply also
 // closes the connection afterwards, as RFC 5321 section 3.8 requires of a server that
 // sends 421. A code of 0 removes the rule. enhanced may be "" (then go-smtp derives
-// "<class>.0.0").
+// "<class>.0.0"). The addr "*" is every recipient without a rule of its own: a relay
+// answering 451 to everyone.
 func (s *Server) RejectRcpt(addr string, code int, enhanced, msg string) {
 	s.setRule(s.rejectRcpt, addr, code, enhanced, msg)
 }

@@ -79,6 +79,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.s.mu.Lock()
 	d := ss.s.stall[key]
 	rule := ss.s.rejectRcpt[key]
+	if rule == nil {
+		rule = ss.s.rejectRcpt["*"]
+	}
 	ss.s.mu.Unlock()
 	if d > 0 {
 		t := time.NewTimer(d)

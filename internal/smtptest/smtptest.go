@@ -226,6 +226,10 @@ func (s *Server) RelayFailed() int {
 // Connections returns how many TCP connections the server has accepted so far.
 func (s *Server) Connections() int { return int(s.conns.Load()) }
 
+// CertPEM returns the server's self-signed certificate in PEM, the file a
+// client names to trust it (nil when the server runs without TLS).
+func (s *Server) CertPEM() []byte { return s.certPEM }
+
 // ClientTLSConfig returns a client TLS configuration that trusts the server's
 // self-signed certificate (nil when the server runs without TLS).
 func (s *Server) ClientTLSConfig() *tls.Config {
