@@ -35,7 +35,7 @@ func TestRelayFailingEveryonePausesWithItsReply(t *testing.T) {
 	mk := func() *delivery.Worker {
 		return &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "relay",
 			Log: quietLog(), Conns: 2, Group: 3, Batch: 3, ErrorThreshold: 100, MaxAttempts: 5,
-			RetryBase: 20 * time.Millisecond, Poll: 10 * time.Millisecond, Domains: delivery.NewDomainLimits(nil)}
+			RetryBase: 20 * time.Millisecond, Poll: 10 * time.Millisecond}
 	}
 	var stats delivery.Stats
 	err := mk().Run(ctx, f.edition, &stats)
@@ -82,7 +82,7 @@ func TestOneDomainThrottlingDoesNotPause(t *testing.T) {
 	f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	wk := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "throttle",
 		Log: quietLog(), ErrorThreshold: 2, MaxAttempts: 2,
-		RetryBase: 10 * time.Millisecond, Poll: 5 * time.Millisecond, Domains: delivery.NewDomainLimits(nil)}
+		RetryBase: 10 * time.Millisecond, Poll: 5 * time.Millisecond}
 	var stats delivery.Stats
 	if err := wk.Run(ctx, f.edition, &stats); err != nil {
 		t.Fatalf("Run: %v; one throttling domain must not pause the send", err)
