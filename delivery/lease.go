@@ -44,7 +44,8 @@ type span struct {
 // newPlan cuts the ids [lo, hi] into conns stripes. The cuts start at a
 // random offset, so that two processes starting on one edition do not both
 // put a connection on each cut; the ids below the first cut are a stripe no
-// connection starts with, left for the first to finish its own.
+// connection starts with, left for the first to finish its own. A single
+// connection leases in the order of the ids, as it always has.
 func newPlan(conns int, queued, lo, hi int64) *plan {
 	p := &plan{stripes: make([]stripe, conns+1)}
 	p.left.Store(queued)
@@ -52,7 +53,10 @@ func newPlan(conns int, queued, lo, hi int64) *plan {
 		return p // every connection starts with the shared pass
 	}
 	width := (hi - lo + 1 + int64(conns) - 1) / int64(conns)
-	shift := rand.Int64N(width)
+	shift := int64(0)
+	if conns > 1 {
+		shift = rand.Int64N(width)
+	}
 	start := lo - 1 - width + shift // the head: ids [lo, first cut]
 	for i := range p.stripes {
 		k := (i + conns) % (conns + 1) // connection i gets stripe i+1; the head is last
