@@ -22,8 +22,9 @@ demo-stop:
 
 # The packages' benchmarks, then the end-to-end send (scripts/bench.sh: a
 # real PostgreSQL, Postfix's smtp-sink, 10k/100k/1M subscribers, a pipelined
-# baseline client in the same run). BENCH_SIZES, BENCH_CONNS, BENCH_LIMIT,
-# BENCH_REPEAT and BENCH_ARGS tune the second half (see the script).
+# baseline client in the same run, and far-relay runs behind a 20 ms reply
+# delay at 8, 32 and 64 connections). BENCH_SIZES, BENCH_CONNS, BENCH_LIMIT,
+# BENCH_REPEAT, BENCH_DELAY_* and BENCH_ARGS tune the second half (see the script).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 	bash scripts/bench.sh

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ type conn struct {
 	w       *Worker // the run's configuration
 	r       *run
 	holder  string
+	id      int // its index among the run's connections (its stripe, see plan)
 	mailer  Mailer
 	sent    int           // messages on this connection, for MaxPerConn
 	slow    time.Duration // pause between groups after throttling
@@ -46,33 +48,13 @@ func (c *conn) loop(ctx context.Context) (err error) {
 		if c.r.paused.Load() {
 			return ErrPaused
 		}
-		after := c.r.cursor.Load()
-		// Not cancelled by ctx: a lease the server committed while the
-		// client gave up would sit unknown until its expiry. Once it is
-		// back, a stop hands it back at once.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		jobs, err := c.w.Queue.Lease(lctx, c.r.edition, c.holder, c.w.Batch, c.w.LeaseTTL, after)
-		cancel()
-		if err == nil && ctx.Err() != nil {
-			return c.stop(jobs, ctx.Err())
-		}
+		jobs, again, err := c.lease(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// The database is away (restarting?): wait and try again.
-			c.w.Log.Warn("lease failed; retrying", "holder", c.holder, "err", err)
-			if !sleep(ctx, c.w.Poll) {
-				return ctx.Err()
-			}
+			return err
+		}
+		if again {
 			continue
 		}
-		if len(jobs) == 0 && after > 0 {
-			// The end of a pass: start again from the lowest id.
-			c.r.cursor.CompareAndSwap(after, 0)
-			continue
-		}
-		c.r.advance(jobs)
 		if len(jobs) == 0 {
 			// Our own last results count as pending until written.
 			if err := c.wait(); err != nil {
@@ -88,6 +70,52 @@ func (c *conn) loop(ctx context.Context) (err error) {
 			return err
 		}
 	}
+}
+
+// lease takes the connection's next batch: from its stripe while there is
+// one to work (see plan), else from the shared pass, whose cursor starts
+// again from the lowest id once a lease finds nothing above it. again asks
+// the caller to lease once more at once (the database was away, a stripe or
+// a pass ended); no jobs and no again means nothing is due. A returned
+// error ends the connection.
+func (c *conn) lease(ctx context.Context) (jobs []Job, again bool, err error) {
+	n := c.r.plan.size(c.w.Conns, c.w.Group, c.w.Batch)
+	after, upto, striped := c.r.plan.claim(c.id, n)
+	if !striped {
+		after, upto = c.r.cursor.Load(), math.MaxInt64
+	}
+	// Not cancelled by ctx: a lease the server committed while the
+	// client gave up would sit unknown until its expiry. Once it is
+	// back, a stop hands it back at once.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	jobs, err = c.w.Queue.LeaseRange(lctx, c.r.edition, c.holder, n, c.w.LeaseTTL, after, upto)
+	cancel()
+	if err == nil && ctx.Err() != nil {
+		return nil, false, c.stop(jobs, ctx.Err())
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		// The database is away (restarting?): wait and try again.
+		c.w.Log.Warn("lease failed; retrying", "holder", c.holder, "err", err)
+		if !sleep(ctx, c.w.Poll) {
+			return nil, false, ctx.Err()
+		}
+		return nil, true, nil
+	}
+	if striped {
+		c.r.plan.leased(c.id, n, jobs)
+		return jobs, len(jobs) == 0, nil
+	}
+	c.r.plan.left.Add(-int64(len(jobs)))
+	if len(jobs) == 0 && after > 0 {
+		// The end of a pass: start again from the lowest id.
+		c.r.cursor.CompareAndSwap(after, 0)
+		return nil, true, nil
+	}
+	c.r.advance(jobs)
+	return jobs, false, nil
 }
 
 // idle waits until a queued delivery is due (retries not due yet, leases

@@ -142,7 +142,12 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 	if st.PausedAt != nil {
 		return fmt.Errorf("%w: %s", ErrPaused, *st.PauseReason)
 	}
-	r := &run{w: &cfg, edition: editionID, stats: stats, wake: make(chan struct{}), limits: newLimits(&cfg)}
+	sp, err := cfg.Queue.Span(ctx, editionID)
+	if err != nil {
+		return err
+	}
+	r := &run{w: &cfg, edition: editionID, stats: stats, wake: make(chan struct{}), limits: newLimits(&cfg),
+		plan: newPlan(cfg.Conns, sp.N, sp.Lo, sp.Hi)}
 	if st.SendBy != nil {
 		r.sendBy = *st.SendBy
 	}
@@ -153,7 +158,7 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &conn{w: &cfg, r: r, holder: fmt.Sprintf("%s/%d", cfg.Holder, i)}
+			c := &conn{w: &cfg, r: r, id: i, holder: fmt.Sprintf("%s/%d", cfg.Holder, i)}
 			errs[i] = c.loop(ctx)
 			r.broadcast()
 		}()
@@ -183,6 +188,7 @@ type run struct {
 	stats   *Stats
 	sendBy  time.Time // the edition's deadline; zero: none
 	limits  *limits   // this worker's share of the fleet's rate limits
+	plan    *plan     // which ids each connection leases, and how many at a time
 
 	mu   sync.Mutex
 	wake chan struct{} // closed when a connection finishes a group
@@ -191,7 +197,7 @@ type run struct {
 	dialStreak atomic.Int64 // failed dials in a row, over all connections
 	paused     atomic.Bool
 	polling    atomic.Bool  // an idle connection is looking at the database (see conn.idle)
-	cursor     atomic.Int64 // the highest id leased in this pass (see Queue.Lease)
+	cursor     atomic.Int64 // the highest id leased in the shared pass (see Queue.Lease)
 }
 
 func (r *run) wakeChan() chan struct{} {

@@ -14,6 +14,12 @@
 #                 on what it sent, and says so (default 100s, which keeps
 #                 `make bench` near 30 minutes, DKIM runs included, however slow)
 #   BENCH_REPEAT  rounds per size up to 100k (default 2; 1M runs one)
+#   BENCH_DELAY_N      subscriber counts of the far-relay runs, behind a proxy
+#                      delaying each reply by 20 ms (default 10000,100000)
+#   BENCH_DELAY_CONNS  connections of the far-relay runs (default 8,32,64)
+#   BENCH_DELAY_LIMIT  longest a far-relay run may take, rated on what it sent
+#                      (default 20s: the twelve far-relay runs, the baseline
+#                      beside each, add about four minutes)
 #   BENCH_ARGS    more sendbench flags (default -dkim: each newsletter run also signed
 #                 with DKIM, RSA-2048), e.g. "-variant batch100:NEWSLETTER_BATCH=100 -perf"
 #   DATABASE_URL  use this server (databases sendbench_<n> are created on it)
@@ -42,5 +48,8 @@ exec_args=(-n "${BENCH_SIZES:-10000,100000,1000000}"
 	-conns "${BENCH_CONNS:-2}"
 	-limit "${BENCH_LIMIT:-100s}"
 	-repeat "${BENCH_REPEAT:-2}"
+	-delay-n "${BENCH_DELAY_N:-10000,100000}"
+	-delay-conns "${BENCH_DELAY_CONNS:-8,32,64}"
+	-delay-limit "${BENCH_DELAY_LIMIT:-20s}"
 	${BENCH_ARGS--dkim})
 "$bin/sendbench" "${exec_args[@]}"

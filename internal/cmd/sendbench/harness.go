@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // harness holds what lives for the whole bench: the server, the sink, the
@@ -57,15 +58,22 @@ func (h *harness) run(ctx context.Context) error {
 	// The summary of the runs done, even when a later step fails or we are
 	// interrupted.
 	defer h.out.summary()
-	delayDone := h.o.delay <= 0
+	// Each far-relay size runs with the loopback runs of that size, or on
+	// its own after them.
+	delayed := map[int]bool{}
 	for _, n := range h.o.sizes {
-		if err := h.size(ctx, n, !delayDone && n == h.o.delayN); err != nil {
+		far := h.o.delay > 0 && slices.Contains(h.o.delayN, n) && !delayed[n]
+		if err := h.size(ctx, n, far); err != nil {
 			return err
 		}
-		delayDone = delayDone || n == h.o.delayN
+		delayed[n] = delayed[n] || far
 	}
-	if !delayDone {
-		b, err := h.prepare(ctx, h.o.delayN)
+	for _, n := range h.o.delayN {
+		if h.o.delay <= 0 || delayed[n] {
+			continue
+		}
+		delayed[n] = true
+		b, err := h.prepare(ctx, n)
 		if err != nil {
 			return err
 		}

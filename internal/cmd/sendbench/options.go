@@ -23,7 +23,7 @@ type options struct {
 	repeat        int
 	repeatMaxN    int
 	delay         time.Duration
-	delayN        int
+	delayN        []int
 	delayConns    []int
 	delayLimit    time.Duration
 	limit         time.Duration
@@ -57,7 +57,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.IntVar(&o.repeat, "repeat", 2, "rounds per size; each round runs every configuration once, in a rotated order")
 	fs.IntVar(&o.repeatMaxN, "repeat-max-n", 100000, "sizes above this run one round only, to keep make bench short (0: no cap)")
 	fs.DurationVar(&o.delay, "delay", 20*time.Millisecond, "reply delay of the far-relay runs (a delaying proxy in front of the sink); 0 skips them")
-	fs.IntVar(&o.delayN, "delay-n", 10000, "subscribers in the far-relay runs")
+	delayN := fs.String("delay-n", "10000", "subscriber counts of the far-relay runs, comma-separated")
 	delayConns := fs.String("delay-conns", "2,32", "connections to try in the far-relay runs, comma-separated")
 	fs.DurationVar(&o.delayLimit, "delay-limit", 20*time.Second, "stop a far-relay run (SIGINT, a graceful stop) after this long and rate what was sent; 0: no limit")
 	fs.DurationVar(&o.limit, "limit", 0, "stop a newsletter run (SIGINT, a graceful stop: results recorded, leases handed back) after this long and rate what was sent; 0: no limit")
@@ -85,11 +85,14 @@ func parseOptions(args []string) (*options, error) {
 	if o.delayConns, err = intList("-delay-conns", *delayConns); err != nil {
 		return nil, err
 	}
+	if o.delayN, err = intList("-delay-n", *delayN); err != nil {
+		return nil, err
+	}
 	if len(o.variants) == 0 {
 		o.variants = variants{{}}
 	}
-	if o.repeat < 1 || o.baselineConns < 1 || o.delayN < 1 {
-		return nil, fmt.Errorf("-repeat, -baseline-conns and -delay-n must be at least 1")
+	if o.repeat < 1 || o.baselineConns < 1 {
+		return nil, fmt.Errorf("-repeat and -baseline-conns must be at least 1")
 	}
 	return o, nil
 }

@@ -1,0 +1,142 @@
+package delivery
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// leasesPerConn is how many leases each connection should still get from
+// the work left: with two, the last round ends with every connection given
+// a share, not a few connections holding full batches while the others
+// wait.
+const leasesPerConn = 2
+
+// plan is how a Run's connections share the edition: each leases from a
+// stripe of the ids queued when the Run began, its own, so that FOR UPDATE
+// SKIP LOCKED rarely has rows the others hold to step over; a connection
+// whose stripe is done takes the upper half of the largest stripe left; when
+// every stripe is nearly done, the connections lease from the whole edition
+// (a shared pass, see Queue.Lease), which also picks up retries, rescued
+// leases and rows queued later. Another process sharing the edition has
+// stripes of its own: where they overlap SKIP LOCKED keeps each row to one
+// holder.
+type plan struct {
+	mu      sync.Mutex
+	stripes []stripe // one per connection, and the head below the first (see newPlan)
+
+	left atomic.Int64 // queued deliveries this Run has not leased (an estimate)
+}
+
+// stripe is the ids (next, end] left to lease.
+type stripe struct{ next, end int64 }
+
+// span is what Queue.Span tells of an edition's queued deliveries.
+type span struct {
+	N  int64 `db:"n"`
+	Lo int64 `db:"lo"`
+	Hi int64 `db:"hi"`
+}
+
+// newPlan cuts the ids [lo, hi] into conns stripes. The cuts start at a
+// random offset, so that two processes starting on one edition do not both
+// put a connection on each cut; the ids below the first cut are a stripe no
+// connection starts with, left for the first to finish its own. A single
+// connection leases in the order of the ids, as it always has.
+func newPlan(conns int, queued, lo, hi int64) *plan {
+	p := &plan{stripes: make([]stripe, conns+1)}
+	p.left.Store(queued)
+	if queued == 0 || hi < lo {
+		return p // every connection starts with the shared pass
+	}
+	width := (hi - lo + 1 + int64(conns) - 1) / int64(conns)
+	shift := int64(0)
+	if conns > 1 {
+		shift = rand.Int64N(width)
+	}
+	start := lo - 1 - width + shift // the head: ids [lo, first cut]
+	for i := range p.stripes {
+		k := (i + conns) % (conns + 1) // connection i gets stripe i+1; the head is last
+		next, end := max(start+int64(i)*width, lo-1), min(start+int64(i+1)*width, hi)
+		p.stripes[k] = stripe{next: next, end: end}
+	}
+	return p
+}
+
+// size is the lease size now: the work left divided so that each of conns
+// connections gets leasesPerConn more leases, at least a group (less would
+// cost a lease per group) and at most batch.
+func (p *plan) size(conns, group, batch int) int {
+	per := p.left.Load() / int64(conns*leasesPerConn)
+	return int(min(int64(batch), max(int64(group), per+1)))
+}
+
+// claim tells connection i which ids to lease from: its stripe, or else the
+// upper half of the largest stripe left if that is worth taking (at least
+// two leases of size n, so the owner's lease in flight rarely reaches it);
+// ok is false when the connection should join the shared pass.
+func (p *plan) claim(i, n int) (after, upto int64, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.stripes[i]; s.next < s.end {
+		return s.next, s.end, true
+	}
+	big := -1
+	for j, s := range p.stripes {
+		if s.end-s.next >= 2*int64(n) && (big < 0 || s.end-s.next > p.stripes[big].end-p.stripes[big].next) {
+			big = j
+		}
+	}
+	if big < 0 {
+		return 0, 0, false
+	}
+	s := p.stripes[big]
+	mid := s.next + (s.end-s.next)/2
+	p.stripes[big].end = mid
+	p.stripes[i] = stripe{next: mid, end: s.end}
+	return mid, s.end, true
+}
+
+// leased moves connection i's stripe past jobs, which a lease of up to n
+// from the stripe returned: fewer than n means nothing due is left in it.
+func (p *plan) leased(i, n int, jobs []Job) {
+	p.left.Add(-int64(len(jobs)))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := &p.stripes[i]
+	if len(jobs) < n {
+		s.next = s.end
+		return
+	}
+	for _, j := range jobs {
+		s.next = max(s.next, j.ID)
+	}
+}
+
+// Span counts an edition's queued deliveries and tells the lowest and the
+// highest id among them, through the partial index of queued rows (so it
+// costs what is queued, whatever the table holds): a Run cuts its
+// connections' stripes from it.
+func (q *Queue) Span(ctx context.Context, editionID int64) (span, error) {
+	var s span
+	tx, err := q.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return s, fmt.Errorf("span of the queued deliveries: %w", err)
+	}
+	defer tx.Rollback()
+	// Right after the enqueue the statistics say most of the table is
+	// queued, and the planner would scan all of it (every edition kept).
+	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+		return s, fmt.Errorf("span of the queued deliveries: %w", err)
+	}
+	err = tx.GetContext(ctx, &s, `
+		SELECT count(*) AS n, coalesce(min(id), 0) AS lo, coalesce(max(id), 0) AS hi
+		FROM deliveries WHERE edition_id = $1 AND status = 'queued'`, editionID)
+	if err != nil {
+		return s, fmt.Errorf("span of the queued deliveries: %w", err)
+	}
+	return s, nil
+}
