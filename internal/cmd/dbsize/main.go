@@ -119,12 +119,15 @@ func send(ctx context.Context, db *sqlx.DB, q *delivery.Queue, i, batch int) err
 	return nil
 }
 
+// holder is a lease holder as long as a worker's (host/pid/random/connection).
+const holder = "newsletter-host/123456/9f3a1c2e/0"
+
 // drain leases and records every delivery of the edition as sent.
 func drain(ctx context.Context, q *delivery.Queue, ed int64, batch int) (int, error) {
 	var after int64
 	n := 0
 	for {
-		jobs, err := q.Lease(ctx, ed, "dbsize/0", batch, time.Minute, after)
+		jobs, err := q.Lease(ctx, ed, holder, batch, time.Minute, after)
 		if err != nil {
 			return n, err
 		}
@@ -136,7 +139,7 @@ func drain(ctx context.Context, q *delivery.Queue, ed int64, batch int) (int, er
 			rs[k] = delivery.Result{ID: j.ID, SubscriberID: j.SubscriberID, Status: delivery.Sent,
 				Code: 250, Enhanced: "2.0.0", Reply: "2.0.0 Ok: queued as 4dZxKq1R2bz8"}
 		}
-		if _, err := q.Record(ctx, "dbsize/0", rs); err != nil {
+		if _, err := q.Record(ctx, holder, rs); err != nil {
 			return n, err
 		}
 		n += len(jobs)
