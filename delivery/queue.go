@@ -200,11 +200,16 @@ type Result struct {
 
 // recordResults writes a batch of outcomes, but only for deliveries the
 // holder still holds: if the lease expired and another worker took the
-// delivery, this worker's late result must not overwrite the other's. The
-// rows are looked up by id ($2 through the primary key), and the status and
-// holder checked on those rows only: no index holds leased rows (migration
-// 0009), and a scan of every leased row to find a batch's would grow with
-// the number of connections.
+// delivery, this worker's late result must not overwrite the other's.
+//
+// The rows are looked up by id ($2 through the primary key) and the status
+// and holder checked on those rows only: no index holds just the leased rows
+// (migration 0009), and a scan of the leased rows to find a batch's would
+// grow with the number of connections. The check is a CASE, whose
+// selectivity the planner doesn't guess from the statistics: those are
+// usually taken right after the enqueue, when no row was leased, and with
+// them the planner expects no row to pass, and rescans the arrays for every
+// row that does.
 const recordResults = `
 UPDATE deliveries d
 SET status = v.status,
@@ -219,7 +224,7 @@ SET status = v.status,
     updated_at = now()
 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::text[], $8::text[], $9::boolean[])
     AS v(id, status, next_at, permanent, code, enhanced, reply, deferred)
-WHERE d.id = ANY($2) AND d.id = v.id AND d.status = 'sending' AND d.lease_holder = $1`
+WHERE d.id = ANY($2) AND d.id = v.id AND CASE WHEN d.status = 'sending' THEN d.lease_holder = $1 ELSE false END`
 
 const markBounced = `
 UPDATE subscribers SET status = 'bounced', updated_at = now()
