@@ -242,11 +242,12 @@ func (q *Queue) Record(ctx context.Context, holder string, results []Result) (in
 	perm, codes, deferred := make([]bool, n), make([]int64, n), make([]bool, n)
 	for i, r := range results {
 		ids[i], status[i], perm[i], codes[i], enh[i], reply[i] = r.ID, r.Status, r.Permanent, int64(r.Code), r.Enhanced, r.Reply
-		if r.Status == Sent && r.Code == 250 {
-			// A plain acceptance says nothing the code doesn't: its text
-			// (a queue id, mostly) would cost bytes on every row of every
-			// edition kept, and room the row's in-place update needs.
-			reply[i] = ""
+		if r.Status == Sent {
+			// The one success reply to the end of data is 250 (RFC 5321
+			// section 4.3.2), and its text (a queue id, mostly) would cost
+			// bytes on every row of every edition kept, and room the row's
+			// in-place update needs: the code is kept, not the text.
+			codes[i], reply[i] = 250, ""
 		}
 		deferred[i] = r.Deferred
 		if !r.NextAttempt.IsZero() {
