@@ -218,6 +218,15 @@ type Result struct {
 // recordResults writes a batch of outcomes, but only for deliveries the
 // holder still holds: if the lease expired and another worker took the
 // delivery, this worker's late result must not overwrite the other's.
+//
+// The rows are looked up by id ($2 through the primary key) and the status
+// and holder checked on those rows only: no index holds just the leased rows
+// (migration 0009), and a scan of the leased rows to find a batch's would
+// grow with the number of connections. The check is a CASE, whose
+// selectivity the planner doesn't guess from the statistics: those are
+// usually taken right after the enqueue, when no row was leased, and with
+// them the planner expects no row to pass, and rescans the arrays for every
+// row that does.
 const recordResults = `
 UPDATE deliveries d
 SET status = v.status,
@@ -232,7 +241,7 @@ SET status = v.status,
     updated_at = now()
 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::text[], $8::text[], $9::boolean[])
     AS v(id, status, next_at, permanent, code, enhanced, reply, deferred)
-WHERE d.id = v.id AND d.status = 'sending' AND d.lease_holder = $1`
+WHERE d.id = ANY($2) AND d.id = v.id AND CASE WHEN d.status = 'sending' THEN d.lease_holder = $1 ELSE false END`
 
 const markBounced = `
 UPDATE subscribers SET status = 'bounced', updated_at = now()
@@ -250,6 +259,13 @@ func (q *Queue) Record(ctx context.Context, holder string, results []Result) (in
 	perm, codes, deferred := make([]bool, n), make([]int64, n), make([]bool, n)
 	for i, r := range results {
 		ids[i], status[i], perm[i], codes[i], enh[i], reply[i] = r.ID, r.Status, r.Permanent, int64(r.Code), r.Enhanced, r.Reply
+		if r.Status == Sent {
+			// The one success reply to the end of data is 250 (RFC 5321
+			// section 4.3.2), and its text (a queue id, mostly) would cost
+			// bytes on every row of every edition kept, and room the row's
+			// in-place update needs: the code is kept, not the text.
+			codes[i], reply[i] = 250, ""
+		}
 		deferred[i] = r.Deferred
 		if !r.NextAttempt.IsZero() {
 			next[i] = r.NextAttempt.UTC().Format(time.RFC3339Nano)
@@ -307,13 +323,20 @@ func (q *Queue) Release(ctx context.Context, holder string, ids []int64) error {
 	return nil
 }
 
+// inSendingEditions limits a statement on leased deliveries to the editions
+// being sent (started, not finished): only they can have leased rows, and
+// no index holds just the leased rows (migration 0009), so without it the
+// statement would read every edition ever sent.
+const inSendingEditions = `edition_id IN (
+    SELECT id FROM editions WHERE send_started_at IS NOT NULL AND finished_at IS NULL)`
+
 // Rescue returns to the queue the deliveries whose lease expired: their
 // worker died or hung. The attempt stays counted, since the message may have
 // gone out; this is the one window for a duplicate.
 func (q *Queue) Rescue(ctx context.Context) (int64, error) {
 	res, err := q.DB.ExecContext(ctx, `
 		UPDATE deliveries SET status = 'queued', lease_holder = NULL, lease_expires_at = NULL, updated_at = now()
-		WHERE status = 'sending' AND lease_expires_at < now()`)
+		WHERE `+inSendingEditions+` AND status = 'sending' AND lease_expires_at < now()`)
 	if err != nil {
 		return 0, fmt.Errorf("rescue expired leases: %w", err)
 	}
@@ -325,27 +348,22 @@ func (q *Queue) Rescue(ctx context.Context) (int64, error) {
 // many: the registry of live workers (package fleet) calls it for a worker
 // whose process is dead, so its leases come back at once instead of at
 // their expiry. As with Rescue, the attempt stays counted: the message may
-// have gone out. The partial index of leased rows bounds the scan to what
-// is leased, whatever the table's size.
+// have gone out.
 func (q *Queue) ReleaseHolder(ctx context.Context, holder string) (int64, error) {
 	res, err := q.DB.ExecContext(ctx, `
 		UPDATE deliveries SET status = 'queued', lease_holder = NULL, lease_expires_at = NULL, updated_at = now()
-		WHERE status = 'sending' AND (lease_holder = $1 OR starts_with(lease_holder, $1 || '/'))`, holder)
+		WHERE `+inSendingEditions+` AND status = 'sending'
+		  AND (lease_holder = $1 OR starts_with(lease_holder, $1 || '/'))`, holder)
 	if err != nil {
 		return 0, fmt.Errorf("release the leases of %s: %w", holder, err)
 	}
 	return res.RowsAffected()
 }
 
-// pendingSQL counts an edition's unfinished deliveries through the two
-// partial indexes, which hold only queued and only leased rows: it costs
-// what is left, not the edition's size.
+// pendingSQL counts an edition's unfinished deliveries (queued or leased).
 const pendingSQL = `
-SELECT count(*) AS n, min(next_at) AS next FROM (
-    SELECT next_attempt_at AS next_at FROM deliveries WHERE edition_id = $1 AND status = 'queued'
-    UNION ALL
-    SELECT NULL FROM deliveries WHERE status = 'sending' AND edition_id = $1
-) pending`
+SELECT count(*) AS n, min(next_attempt_at) FILTER (WHERE status = 'queued') AS next
+FROM deliveries WHERE edition_id = $1 AND status IN ('queued', 'sending')`
 
 // Pending tells how many deliveries of the edition are not finished (queued
 // or leased), and when the earliest queued one is due.
@@ -353,10 +371,10 @@ SELECT count(*) AS n, min(next_at) AS next FROM (
 // Idle connections ask this at the end of a send, when the planner's
 // statistics (taken after the enqueue) still say that most of the edition is
 // queued; with them the planner picks a parallel scan of the whole table,
-// whose cost grows with the edition and with every edition kept, and which,
-// asked again and again by many idle connections, would take most of
-// PostgreSQL's time. Sequential and bitmap scans are ruled out for this one
-// statement.
+// whose cost grows with every edition kept, and which, asked again and again
+// by many idle connections, would take most of PostgreSQL's time. Sequential
+// scans are ruled out for this one statement: it reads the edition's rows
+// through the index on edition_id and nothing else.
 func (q *Queue) Pending(ctx context.Context, editionID int64) (int64, time.Time, error) {
 	var r struct {
 		N    int64      `db:"n"`
@@ -367,10 +385,7 @@ func (q *Queue) Pending(ctx context.Context, editionID int64) (int64, time.Time,
 		return 0, time.Time{}, fmt.Errorf("count pending deliveries: %w", err)
 	}
 	defer tx.Rollback()
-	// A plain index scan, not a bitmap one, also marks the index entries
-	// of rows no longer queued as dead as it passes them, so the next
-	// count skips them (a sent row's entry stays until a vacuum).
-	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off`); err != nil {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
 		return 0, time.Time{}, fmt.Errorf("count pending deliveries: %w", err)
 	}
 	if err := tx.GetContext(ctx, &r, pendingSQL, editionID); err != nil {
