@@ -149,8 +149,16 @@ func (c *conn) idle(ctx context.Context) (bool, error) {
 // look rescues expired leases and tells whether the edition is done (or
 // paused: err), whether a queued delivery is due, and else how long to wait.
 func (c *conn) look(ctx context.Context) (done, due bool, d time.Duration, err error) {
-	if _, err := c.w.Queue.Rescue(ctx); err != nil {
-		c.w.Log.Warn("rescue failed", "err", err)
+	// Expired leases are those of a worker alive but stuck (a dead one's
+	// come back through the registry of workers within seconds), so they
+	// are looked for a few times a lease, not at every poll: without an
+	// index of the unfinished rows (it would stop updates being made in
+	// place), each look reads the rows of the editions being sent.
+	if time.Since(c.r.rescued) >= max(c.w.Poll, min(c.w.LeaseTTL/4, 15*time.Second)) {
+		c.r.rescued = time.Now()
+		if _, err := c.w.Queue.Rescue(ctx); err != nil {
+			c.w.Log.Warn("rescue failed", "err", err)
+		}
 	}
 	if st, err := c.w.Editions.SendState(ctx, c.r.edition); err == nil && st.PausedAt != nil {
 		c.r.paused.Store(true)

@@ -197,6 +197,7 @@ type run struct {
 	dialStreak atomic.Int64 // failed dials in a row, over all connections
 	paused     atomic.Bool
 	polling    atomic.Bool  // an idle connection is looking at the database (see conn.idle)
+	rescued    time.Time    // when the looking connection last rescued expired leases; only it uses this
 	cursor     atomic.Int64 // the highest id leased in the shared pass (see Queue.Lease)
 }
 
