@@ -151,7 +151,7 @@ func (l *limits) accepted(domain string) {
 // set paces the domain at this worker's share of the fleet's pace: in bursts
 // up to a second's worth, but one at a time while slowed.
 func (p *pace) set(live int) {
-	share := p.fleet / float64(live)
+	share := Share(p.fleet, live)
 	burst := max(1, int(share))
 	if p.slowed {
 		burst = 1
@@ -170,7 +170,7 @@ func (l *limits) apply(throttles map[string]float64, live int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.rate > 0 && live != l.live {
-		share := l.rate / float64(live)
+		share := Share(l.rate, live)
 		if l.all == nil { // made by newLimits, before any message
 			l.all = rate.NewLimiter(rate.Limit(share), max(1, int(share/10)))
 		}
@@ -221,4 +221,13 @@ func (l *limits) share() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.rate / float64(l.live)
+}
+
+// Share is one worker's part of a fleet-wide rate among live workers (0: no
+// limit). The limits and the registry's account of each worker both use it.
+func Share(fleetRate float64, live int) float64 {
+	if fleetRate <= 0 {
+		return 0
+	}
+	return fleetRate / float64(max(1, live))
 }

@@ -59,7 +59,7 @@ func (a *app) sendEdition(ctx context.Context, w *delivery.Worker, id int64, dat
 		// The worker's share of the fleet's rate, as delivery computes it
 		// (0: no limit).
 		m.SetActivity(fleet.Activity{Edition: date, Conns: max(1, w.Conns), Rate: func() float64 {
-			return w.Rate / float64(a.liveWorkers())
+			return delivery.Share(w.Rate, a.liveWorkers())
 		}})
 		defer m.SetActivity(fleet.Activity{})
 	}
