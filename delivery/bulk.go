@@ -73,7 +73,7 @@ type bulkMailer struct {
 	index   []int // envs[k] is jobs[index[k]]
 }
 
-func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
+func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome, done func(k int)) {
 	m.envs, m.index = m.envs[:0], m.index[:0]
 	if len(m.msgs) < len(jobs) {
 		m.msgs = append(m.msgs, make([]mailer.Parts, len(jobs)-len(m.msgs))...)
@@ -105,18 +105,28 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome) {
 	}
 	res := m.results[:len(m.envs)]
 	clear(res)
-	m.conn.Send(ctx, m.envs, res)
-	for k, i := range m.index {
-		r := res[k]
-		if r.OK {
-			out[i] = Outcome{Sent: true, Reply: r.Reply}
-			continue
+	from := 0 // the first of envs whose outcome is not in out yet
+	m.conn.SendEach(ctx, m.envs, res, func(k int) {
+		for ; from < k; from++ {
+			i := m.index[from]
+			r := res[from]
+			if r.OK {
+				out[i] = Outcome{Sent: true, Reply: r.Reply}
+				continue
+			}
+			out[i] = outcomeOf(r.Err)
+			// A message stopped before any of it went out (the connection
+			// died first, or ctx ended) was never sent: no attempt counts.
+			out[i].NotTried = r.Err.Code == 0 && r.Err.Stage == smtpclient.StageMail
 		}
-		out[i] = outcomeOf(r.Err)
-		// A message stopped before any of it went out (the connection died
-		// first, or ctx ended) was never sent: no attempt is counted.
-		out[i].NotTried = r.Err.Code == 0 && r.Err.Stage == smtpclient.StageMail
-	}
+		// Jobs whose message could not be built have their outcome
+		// already: those up to the next message are final too.
+		if k < len(m.envs) {
+			done(m.index[k])
+		} else {
+			done(len(jobs))
+		}
+	})
 }
 
 func (m *bulkMailer) Close() error { return m.conn.Close() }

@@ -127,6 +127,9 @@ func (c *conn) lease(ctx context.Context) (jobs []Job, again bool, err error) {
 // Looking only counts: a lease attempt each time would scan the queue.
 func (c *conn) idle(ctx context.Context) (bool, error) {
 	for {
+		if c.r.finished.Load() {
+			return true, nil
+		}
 		wake := c.r.wakeChan() // before looking, so a change meanwhile wakes us
 		if !c.r.polling.CompareAndSwap(false, true) {
 			if !waitFor(ctx, wake, c.w.Poll) {
@@ -173,6 +176,10 @@ func (c *conn) look(ctx context.Context) (done, due bool, d time.Duration, err e
 		pending = 1
 	}
 	if pending == 0 {
+		// Nothing queued and nothing leased, this run's own results
+		// included (written before a connection looks): the run is over
+		// for every connection, and one count says so for all of them.
+		c.r.finished.Store(true)
 		return true, false, 0, nil
 	}
 	d = c.w.Poll
@@ -207,7 +214,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	return waitFor(ctx, nil, d) // a nil channel never wakes
 }
 
-// work sends one leased batch a group at a time, recording each group.
+// work sends one leased batch, as one stream unless a rate applies (see
+// chunk), recording each group of outcomes as it goes.
 func (c *conn) work(ctx context.Context, jobs []Job) error {
 	leasedAt := time.Now()
 	for len(jobs) > 0 {
@@ -227,8 +235,6 @@ func (c *conn) work(ctx context.Context, jobs []Job) error {
 		if c.r.paused.Load() {
 			return c.stop(jobs, ErrPaused)
 		}
-		n := min(c.w.Group, len(jobs))
-		group := jobs[:n]
 		if c.mailer == nil {
 			m, err := c.w.Dial(ctx)
 			if err != nil {
@@ -237,8 +243,14 @@ func (c *conn) work(ctx context.Context, jobs []Job) error {
 			c.mailer = m
 			c.r.dialStreak.Store(0)
 		}
-		jobs = jobs[n:]
-		c.sendGroup(ctx, group)
+		n := c.chunk(len(jobs))
+		untried, err := c.sendGroup(ctx, jobs[:n], leasedAt)
+		if jobs = jobs[n:]; len(untried) > 0 {
+			jobs = append(untried, jobs...)
+		}
+		if err != nil {
+			return c.stop(jobs, err)
+		}
 		if err := c.recordAsync(ctx); err != nil {
 			return c.stop(jobs, err)
 		}
@@ -247,6 +259,21 @@ func (c *conn) work(ctx context.Context, jobs []Job) error {
 		}
 	}
 	return nil
+}
+
+// chunk is how many of the n jobs left go out in one stream: all of them,
+// since every pause in the stream costs the relay's round trip, but a group
+// at a time while a rate paces the send or the connection was slowed down
+// (the pause comes between groups), and no more than the connection may
+// still send (MaxPerConn).
+func (c *conn) chunk(n int) int {
+	if c.slow > 0 || c.r.limits.paced() {
+		n = min(n, c.w.Group)
+	}
+	if c.w.MaxPerConn > 0 {
+		n = min(n, max(1, c.w.MaxPerConn-c.sent))
+	}
+	return n
 }
 
 // extend renews the leases of the jobs left and keeps only those still held.

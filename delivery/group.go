@@ -7,9 +7,15 @@ import (
 	"time"
 )
 
-// sendGroup decides what to do with each job of a group, sends those that
-// go, and turns their outcomes into results.
-func (c *conn) sendGroup(ctx context.Context, group []Job) {
+// sendGroup decides what to do with each job of group, and sends those that
+// go as one pipelined stream: their outcomes become results as the replies
+// come, and every Group of them is recorded while the rest are on their way
+// (see recordAsync), so the stream never stops for the database and never
+// leaves more than two groups unrecorded. The stream stops early, before its
+// next message, when the send is paused or stopped, a domain throttles us,
+// or the lease is due for renewal; the jobs it did not try then are
+// returned, for the caller to go on with.
+func (c *conn) sendGroup(ctx context.Context, group []Job, leasedAt time.Time) ([]Job, error) {
 	now := time.Now()
 	send := group[:0:0]
 	for _, j := range group {
@@ -42,44 +48,94 @@ func (c *conn) sendGroup(ctx context.Context, group []Job) {
 		c.results = append(c.results, r)
 	}
 	if len(send) == 0 {
-		return
+		return nil, nil
 	}
 	// The group goes out whatever ctx says: it is leased now.
 	c.r.limits.wait(ctx, len(send))
 	if cap(c.outs) < len(send) {
 		c.outs = make([]Outcome, len(send))
 	}
-	outs := c.outs[:len(send)]
-	clear(outs)
-	// The messages being written finish even when ctx is cancelled.
-	c.mailer.Send(context.WithoutCancel(ctx), send, outs)
-	lost, throttled := false, false
-	for i, j := range send {
-		o := outs[i]
-		c.results = append(c.results, c.result(j, o))
-		if o.Misconfigured {
-			// The relay refuses us, whoever the recipient: stop at once.
-			c.r.pause(o.Reply)
-		}
-		lost = lost || o.ConnLost
-		if o.Throttled {
-			throttled = true
-			c.r.limits.throttled(domainOf(j.Email))
-		} else if o.Sent {
-			c.r.limits.accepted(domainOf(j.Email))
-		}
-	}
-	c.sent += len(send)
-	if throttled {
+	s := stream{c: c, ctx: ctx, send: send, outs: c.outs[:len(send)], leasedAt: leasedAt}
+	clear(s.outs)
+	// The messages being written finish even when ctx is cancelled: the
+	// stream's own context stops it only before a message.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	s.cancel = cancel
+	c.mailer.Send(sctx, send, s.outs, s.done)
+	c.sent += len(send) - len(s.untried)
+	if s.throttled {
 		// Slow this connection down; it speeds back up as messages go.
 		c.slow = min(max(2*c.slow, 500*time.Millisecond), time.Minute)
 	} else {
 		c.slow /= 2
 	}
-	if lost || (c.w.MaxPerConn > 0 && c.sent >= c.w.MaxPerConn) {
+	if s.lost || (c.w.MaxPerConn > 0 && c.sent >= c.w.MaxPerConn) {
 		c.mailer.Close()
 		c.mailer, c.sent = nil, 0
 	}
+	return s.untried, s.err
+}
+
+// stream is one sendGroup's messages on their way: done takes each outcome
+// as it becomes final.
+type stream struct {
+	c        *conn
+	ctx      context.Context // the connection's: its end stops the stream
+	send     []Job
+	outs     []Outcome
+	leasedAt time.Time
+	cancel   context.CancelFunc // stops the stream before its next message
+	k        int                // outcomes taken so far
+
+	stopped, lost, throttled bool
+	untried                  []Job // stopped before they were tried
+	err                      error // recording failed: the connection ends
+}
+
+// done takes the outcomes s.outs[s.k:k], records a group once one is
+// gathered, and stops the stream when it should go no further.
+func (s *stream) done(k int) {
+	c := s.c
+	for ; s.k < k; s.k++ {
+		j, o := s.send[s.k], s.outs[s.k]
+		if s.stopped && o.NotTried && !o.ConnLost {
+			s.untried = append(s.untried, j)
+			continue
+		}
+		c.results = append(c.results, c.result(j, o))
+		if o.Misconfigured {
+			// The relay refuses us, whoever the recipient: stop at once.
+			c.r.pause(o.Reply)
+		}
+		s.lost = s.lost || o.ConnLost
+		if o.Throttled {
+			s.throttled = true
+			c.r.limits.throttled(domainOf(j.Email))
+		} else if o.Sent {
+			c.r.limits.accepted(domainOf(j.Email))
+		}
+	}
+	if k == len(s.send) || s.stopped {
+		return
+	}
+	if len(c.results) >= c.w.Group {
+		if err := c.recordAsync(s.ctx); err != nil {
+			s.err = err
+			s.stop()
+			return
+		}
+	}
+	if s.ctx.Err() != nil || c.r.paused.Load() || s.throttled || time.Since(s.leasedAt) > c.w.LeaseTTL/3 {
+		s.stop()
+	}
+}
+
+// stop ends the stream before its next message; the messages not tried
+// come back to the caller.
+func (s *stream) stop() {
+	s.stopped = true
+	s.cancel()
 }
 
 // result turns a message's outcome into the delivery's result.

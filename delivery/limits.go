@@ -107,6 +107,14 @@ func (l *limits) reserve(domain string, maxWait time.Duration) (time.Duration, b
 	return wait, true
 }
 
+// paced reports whether any message now waits for a rate: the fleet-wide
+// one, or a domain's.
+func (l *limits) paced() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all != nil || len(l.domains) > 0
+}
+
 // wait waits for this worker's share of the fleet's rate to allow n more
 // messages. It waits whatever ctx says: the messages are leased already.
 func (l *limits) wait(ctx context.Context, n int) {

@@ -36,8 +36,11 @@ type Outcome struct {
 type Mailer interface {
 	// Send sends the jobs' messages in order and sets out[i] for jobs[i].
 	// A message whose fate is unknown (the connection died after its data
-	// was written) must not be reported Sent.
-	Send(ctx context.Context, jobs []Job, out []Outcome)
+	// was written) must not be reported Sent. Each time out[:k] are final
+	// it calls done(k), in order, the last time with len(jobs), while the
+	// later messages go on (smtpclient.Conn.SendEach); cancelling ctx stops
+	// it before the next message, which is reported NotTried.
+	Send(ctx context.Context, jobs []Job, out []Outcome, done func(k int))
 	Close() error
 }
 
@@ -62,7 +65,7 @@ type Worker struct {
 
 	Conns       int           // SMTP connections, one goroutine each (default 1)
 	Batch       int           // deliveries leased at a time per connection (default 100)
-	Group       int           // messages sent and recorded together (default 50)
+	Group       int           // outcomes recorded together while the stream goes on (default 50)
 	LeaseTTL    time.Duration // how long a lease holds (default 5m)
 	MaxAttempts int           // attempts before a temporary failure is final (default 5)
 	RetryBase   time.Duration // first retry delay, doubled each time (default 30s)
@@ -196,6 +199,7 @@ type run struct {
 	failures   streak       // temporary failures in a row, over all connections
 	dialStreak atomic.Int64 // failed dials in a row, over all connections
 	paused     atomic.Bool
+	finished   atomic.Bool  // a look found nothing of the edition left: the others need not look again
 	polling    atomic.Bool  // an idle connection is looking at the database (see conn.idle)
 	rescued    time.Time    // when the looking connection last rescued expired leases; only it uses this
 	cursor     atomic.Int64 // the highest id leased in the shared pass (see Queue.Lease)

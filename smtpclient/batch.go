@@ -18,6 +18,7 @@ type batch struct {
 	envs    []Envelope
 	results []Result
 	i       int
+	done    func(k int) // see SendEach; nil: nobody asked
 }
 
 // groupStages are the commands of a transaction up to the data, in order.
@@ -40,6 +41,15 @@ func (b *batch) nextValid(i int) int {
 // advance moves on to the next message to send.
 func (b *batch) advance() { b.i = b.nextValid(b.i + 1) }
 
+// report tells SendEach's caller that the outcomes before message i are
+// final. It is called once the next message's commands are written, so
+// that the server works on them while the caller does.
+func (b *batch) report() {
+	if b.done != nil && b.i < len(b.envs) {
+		b.done(b.i)
+	}
+}
+
 // fail records that message i was refused by e and moves on.
 func (b *batch) fail(e *Error) {
 	b.results[b.i] = Result{Reply: replyText(e), Err: e}
@@ -58,14 +68,14 @@ func (b *batch) endOfData() bool {
 		b.lostAfterData(err)
 		return false
 	}
-	i := b.i
-	b.advance()
 	if positive(code) {
-		b.results[i] = Result{OK: true, Reply: string(c.text)}
+		b.results[b.i] = Result{OK: true, Reply: string(c.text)}
+		b.advance()
 		return true
 	}
 	e := c.replyError(StageData, code, "end of data")
-	b.results[i] = Result{Reply: string(c.text), Err: e}
+	b.results[b.i] = Result{Reply: string(c.text), Err: e}
+	b.advance()
 	if code == CodeServiceUnavailable {
 		b.abandon(e)
 		return false

@@ -134,6 +134,19 @@ func (c *Conn) Close() error {
 // finishes, so that shutting down never creates a duplicate, and the rest
 // are reported not sent (temporary, connection still usable).
 func (c *Conn) Send(ctx context.Context, envs []Envelope, results []Result) {
+	c.SendEach(ctx, envs, results, nil)
+}
+
+// SendEach is Send that also calls done(k), in order, each time the outcomes
+// results[:k] are final, while the later messages are still on their way: a
+// caller can write outcomes down as they come without the pipeline running
+// dry between its groups (each drain would cost a round trip). done runs on
+// the sending goroutine, so the connection waits while it runs; its last
+// call is done(len(envs)). It may cancel ctx to stop before the next message.
+func (c *Conn) SendEach(ctx context.Context, envs []Envelope, results []Result, done func(k int)) {
+	if done != nil {
+		defer done(len(envs))
+	}
 	if len(results) < len(envs) {
 		panic("smtpclient: Conn.Send: results is shorter than envs")
 	}
@@ -156,7 +169,7 @@ func (c *Conn) Send(ctx context.Context, envs []Envelope, results []Result) {
 		results[i].Err = err
 		c.valid = append(c.valid, err == nil)
 	}
-	b := batch{c: c, ctx: ctx, envs: envs, results: results}
+	b := batch{c: c, ctx: ctx, envs: envs, results: results, done: done}
 	if c.ext.Pipelining {
 		b.sendPipelined()
 	} else {

@@ -23,6 +23,7 @@ func (b *batch) sendLockStep() {
 		if !ok {
 			return
 		}
+		b.report()
 	}
 }
 

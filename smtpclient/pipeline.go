@@ -48,6 +48,7 @@ func (b *batch) sendPipelined() {
 			}
 			return
 		}
+		b.report()
 	}
 }
 

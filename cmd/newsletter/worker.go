@@ -116,10 +116,10 @@ func (a *app) newWorker(comp *delivery.Composer) (*delivery.Worker, error) {
 	return w, nil
 }
 
-// groupSize is how many messages a connection sends before recording them:
-// 50, but fewer with many connections, so that the messages held in memory
-// (a group of ~50 KB messages per connection) and the duplicates a crash can
-// cause (a group per connection) stay near 50 × 8 whatever the pool size.
+// groupSize is how many outcomes a connection gathers before it records
+// them (its messages go on meanwhile, see delivery.Worker.Group): 50, but
+// fewer with many connections, so that the duplicates a crash can cause (two
+// groups per connection) stay near 2 × 50 × 8 whatever the pool size.
 func groupSize(conns int) int {
 	return min(50, max(10, 400/conns))
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,18 @@ func (s *Server) Stall(addr string, d time.Duration) {
 		return
 	}
 	s.stall[key] = d
+}
+
+// HoldNth makes the server's n-th RCPT TO (counted from its start) wait
+// until release is called or the server closes, so that a test can look at
+// what the client did meanwhile.
+func (s *Server) HoldNth(n int) (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.holdAt, s.hold = n, ch
+	s.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
 }
 
 func (s *Server) setRule(m map[string]*smtp.SMTPError, addr string, code int, enhanced, msg string) {

@@ -78,11 +78,22 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	key := strings.ToLower(to)
 	ss.s.mu.Lock()
 	d := ss.s.stall[key]
+	ss.s.rcpts++
+	var hold chan struct{}
+	if ss.s.rcpts == ss.s.holdAt {
+		hold = ss.s.hold
+	}
 	rule := ss.s.rejectRcpt[key]
 	if rule == nil {
 		rule = ss.s.rejectRcpt["*"]
 	}
 	ss.s.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ss.s.done:
+		}
+	}
 	if d > 0 {
 		t := time.NewTimer(d)
 		select {

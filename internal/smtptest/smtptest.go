@@ -69,6 +69,9 @@ type Server struct {
 	rejectRcpt map[string]*smtp.SMTPError
 	rejectData map[string]*smtp.SMTPError
 	stall      map[string]time.Duration
+	rcpts      int // RCPT TO commands seen
+	holdAt     int // the RCPT TO that waits for hold (see HoldNth)
+	hold       chan struct{}
 	dropAfter  int // -1: disabled; 0: cut the next DATA; n: cut after n more accepted
 }
 
