@@ -161,7 +161,7 @@ func drain(ctx context.Context, q *delivery.Queue, ed int64, batch int) (int, er
 			rs[k] = delivery.Result{ID: j.ID, SubscriberID: j.SubscriberID, Status: delivery.Sent,
 				Code: 250, Enhanced: "2.0.0", Reply: "2.0.0 Ok: queued as 4dZxKq1R2bz8"}
 		}
-		if _, err := q.Record(ctx, holder, rs); err != nil {
+		if _, err := q.Record(ctx, ed, holder, rs); err != nil {
 			return n, err
 		}
 		n += len(jobs)
