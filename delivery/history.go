@@ -143,12 +143,12 @@ func (q *Queue) Summary(ctx context.Context, editionID int64) (*Summary, error) 
 // were pruned: with no record of who got it, everyone would get it twice.
 var ErrPruned = errors.New("its deliveries were pruned (NEWSLETTER_RETENTION), so who got it is no longer known: it can't be sent again")
 
-// refusePruned returns ErrPruned if the edition's deliveries were pruned,
-// in the enqueue's transaction, which holds the edition's row lock that
-// Prune also takes before dropping.
-func refusePruned(ctx context.Context, tx *sqlx.Tx, editionID int64) error {
+// refusePruned returns ErrPruned if the edition's deliveries were pruned:
+// before the enqueue makes its month again, and in its transaction, which
+// holds the edition's row lock that Prune also takes before dropping.
+func refusePruned(ctx context.Context, tx sqlx.QueryerContext, editionID int64) error {
 	var pruned bool
-	err := tx.GetContext(ctx, &pruned, `SELECT EXISTS (SELECT 1 FROM delivery_summaries WHERE edition_id = $1)`, editionID)
+	err := sqlx.GetContext(ctx, tx, &pruned, `SELECT EXISTS (SELECT 1 FROM delivery_summaries WHERE edition_id = $1)`, editionID)
 	if err != nil {
 		return fmt.Errorf("look for a pruned history: %w", err)
 	}

@@ -116,6 +116,9 @@ func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string
 	if err != nil {
 		return 0, fmt.Errorf("enqueue edition %d: read its send month: %w", editionID, err)
 	}
+	if err := refusePruned(ctx, q.DB, editionID); err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+	}
 	for _, m := range []time.Time{month, month.AddDate(0, 1, 0)} {
 		if err := q.ensurePartition(ctx, m, 0); err != nil {
 			return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
