@@ -282,7 +282,7 @@ func (c *conn) extend(ctx context.Context, jobs []Job) ([]Job, error) {
 	for i, j := range jobs {
 		ids[i] = j.ID
 	}
-	held, err := c.w.Queue.Extend(ctx, c.holder, ids, c.w.LeaseTTL)
+	held, err := c.w.Queue.Extend(ctx, c.r.edition, c.holder, ids, c.w.LeaseTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +330,7 @@ func (c *conn) stop(untried []Job, cause error) error {
 	for i, j := range untried {
 		ids[i] = j.ID
 	}
-	if rerr := c.w.Queue.Release(bg, c.holder, ids); rerr != nil {
+	if rerr := c.w.Queue.Release(bg, c.r.edition, c.holder, ids); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	if len(ids) > 0 {

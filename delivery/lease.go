@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -124,6 +125,13 @@ func (p *plan) leased(i, n int, jobs []Job) {
 // connections' stripes from it.
 func (q *Queue) Span(ctx context.Context, editionID int64) (span, error) {
 	var s span
+	month, err := q.month(ctx, editionID)
+	if errors.Is(err, errNotStarted) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("span of the queued deliveries: %w", err)
+	}
 	tx, err := q.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return s, fmt.Errorf("span of the queued deliveries: %w", err)
@@ -136,15 +144,15 @@ func (q *Queue) Span(ctx context.Context, editionID int64) (span, error) {
 	}
 	err = tx.GetContext(ctx, &s, `
 		SELECT count(*) AS n, coalesce(min(id), 0) AS lo, coalesce(max(id), 0) AS hi
-		FROM deliveries WHERE edition_id = $1 AND status = 'queued'`, editionID)
+		FROM deliveries WHERE edition_id = $1 AND send_month = $2::date AND status = 'queued'`, editionID, month)
 	if err != nil {
 		return s, fmt.Errorf("span of the queued deliveries: %w", err)
 	}
 	return s, nil
 }
 
-// leaseJobs takes up to $3 due deliveries of the edition with ids in
-// ($5, $6], unless its send is paused, that no other worker holds (SKIP
+// leaseJobs takes up to $3 due deliveries of the edition (whose send month
+// is $7, so that one partition is read) with ids in ($5, $6], unless its send is paused, that no other worker holds (SKIP
 // LOCKED: workers never wait on each other), marks them held by $2 until the
 // lease expires, and counts the attempt now, before anything is dialled, so
 // a crash mid-send still counts.
@@ -157,7 +165,8 @@ func (q *Queue) Span(ctx context.Context, editionID int64) (span, error) {
 const leaseJobs = `
 WITH picked AS (
     SELECT id FROM deliveries
-    WHERE edition_id = $1 AND status = 'queued' AND id > $5 AND id <= $6 AND next_attempt_at <= now()
+    WHERE edition_id = $1 AND send_month = $7::date AND status = 'queued' AND id > $5 AND id <= $6
+      AND next_attempt_at <= now()
       AND NOT EXISTS (SELECT 1 FROM editions WHERE id = $1 AND paused_at IS NOT NULL)
     ORDER BY id
     LIMIT $3
@@ -168,7 +177,7 @@ leased AS (
     SET status = 'sending', lease_holder = $2,
         lease_expires_at = now() + make_interval(secs => $4),
         attempts = d.attempts + 1, last_attempt_at = now(), updated_at = now()
-    WHERE d.id = ANY(ARRAY(SELECT id FROM picked))
+    WHERE d.send_month = $7::date AND d.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING d.id, d.subscriber_id, d.edition_id, d.message_id, d.attempts
 )
 SELECT d.id, d.subscriber_id, ` + messageID + ` AS message_id, d.attempts, s.uuid, s.email, s.name, s.status AS subscriber_status
@@ -194,8 +203,12 @@ func (q *Queue) LeaseRange(ctx context.Context, editionID int64, holder string, 
 	if err := q.prepare(ctx); err != nil {
 		return nil, fmt.Errorf("lease deliveries: %w", err)
 	}
+	month, err := q.month(ctx, editionID)
+	if err != nil {
+		return nil, fmt.Errorf("lease deliveries: %w", err)
+	}
 	var jobs []Job
-	if err := q.leaseStmt.SelectContext(ctx, &jobs, editionID, holder, n, ttl.Seconds(), after, upto); err != nil {
+	if err := q.leaseStmt.SelectContext(ctx, &jobs, editionID, holder, n, ttl.Seconds(), after, upto, month); err != nil {
 		return nil, fmt.Errorf("lease deliveries: %w", err)
 	}
 	return jobs, nil

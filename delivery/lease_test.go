@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lib/pq"
+
 	"newsletter/delivery"
 )
 
@@ -24,8 +26,9 @@ func TestLeasePlan(t *testing.T) {
 			for i := range history {
 				id := f.addEdition(t, fmt.Sprintf("2024-%02d-%02d", 1+i/28, 1+i%28))
 				if _, err := f.db.Exec(`
-					INSERT INTO deliveries (edition_id, subscriber_id, status, sent_at, attempts)
-					SELECT $1, id, 'sent', now(), 1 FROM subscribers WHERE status = 'confirmed'`, id); err != nil {
+					INSERT INTO deliveries (edition_id, subscriber_id, send_month, status, sent_at, attempts)
+					SELECT $1, id, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'sent', now(), 1
+					FROM subscribers WHERE status = 'confirmed'`, id); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -65,8 +68,8 @@ func explainLease(t *testing.T, f *fixture, mode string) string {
 	}
 	defer conn.ExecContext(ctx, `DEALLOCATE lease_plan`)
 	var plan string
-	err = conn.QueryRowxContext(ctx, fmt.Sprintf(`EXPLAIN (FORMAT JSON) EXECUTE lease_plan(%d, 'w', 50, 300, 0, %d)`,
-		f.edition, int64(math.MaxInt64))).Scan(&plan)
+	err = conn.QueryRowxContext(ctx, fmt.Sprintf(`EXPLAIN (FORMAT JSON) EXECUTE lease_plan(%d, 'w', 50, 300, 0, %d, %s)`,
+		f.edition, int64(math.MaxInt64), pq.QuoteLiteral(f.month(t)))).Scan(&plan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,15 +77,24 @@ func explainLease(t *testing.T, f *fixture, mode string) string {
 }
 
 // badScans names the first node of plan that reads all of deliveries: a
-// sequential scan of it, or a hash join one of whose sides reads it.
+// sequential scan of it, or a hash join one of whose sides reads it, or
+// more than one of its partitions (the statement names the edition's).
 func badScans(plan string) string {
 	var nodes []map[string]any
 	if err := json.Unmarshal([]byte(plan), &nodes); err != nil {
 		return "unreadable JSON: " + err.Error()
 	}
+	parts := map[string]bool{}
 	var walk func(n map[string]any) string
 	walk = func(n map[string]any) string {
-		if n["Node Type"] == "Seq Scan" && n["Relation Name"] == "deliveries" {
+		rel, _ := n["Relation Name"].(string)
+		if strings.HasPrefix(rel, "deliveries") && n["Node Type"] != "ModifyTable" {
+			parts[rel] = true
+			if len(parts) > 1 {
+				return fmt.Sprintf("scans of several partitions of deliveries (%v)", parts)
+			}
+		}
+		if n["Node Type"] == "Seq Scan" && strings.HasPrefix(rel, "deliveries") {
 			return "a Seq Scan on deliveries"
 		}
 		kids, _ := n["Plans"].([]any)
@@ -91,7 +103,7 @@ func badScans(plan string) string {
 				// InitPlans (the CTEs) run once, apart from the join.
 				if m, ok := k.(map[string]any); ok && m["Parent Relationship"] != "InitPlan" {
 					b, _ := json.Marshal(m)
-					if strings.Contains(string(b), `"Relation Name":"deliveries"`) {
+					if strings.Contains(string(b), `"Relation Name":"deliveries`) {
 						return "a Hash Join over deliveries"
 					}
 				}

@@ -6,6 +6,7 @@ package delivery
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -36,6 +37,8 @@ type Queue struct {
 	// part of what PostgreSQL does during a send.
 	prepMu             sync.Mutex
 	leaseStmt, recStmt *sqlx.Stmt
+
+	months sync.Map // edition id -> its deliveries' partition key (see month)
 }
 
 // prepare prepares the hot path's statements once (database/sql prepares
@@ -81,11 +84,11 @@ type Job struct {
 // row (no Message-ID, no foreign-key trigger: see migration 0005), so a
 // large list costs little more than the rows written.
 const enqueueConfirmed = `
-INSERT INTO deliveries (edition_id, subscriber_id)
-SELECT $1, s.id
+INSERT INTO deliveries (edition_id, subscriber_id, send_month)
+SELECT $1, s.id, $2::date
 FROM subscribers s
 WHERE s.status = 'confirmed'
-  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.edition_id = $1 AND d.subscriber_id = s.id)
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.edition_id = $1 AND d.send_month = $2::date AND d.subscriber_id = s.id)
 ORDER BY s.id`
 
 // analyzeAfter is how many newly queued deliveries warrant fresh planner
@@ -102,6 +105,25 @@ const analyzeAfter = 5000
 // up (zero: no deadline): a morning digest that can't go by then is reported
 // undelivered, not delivered the next day.
 func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string, window time.Duration) (int64, error) {
+	// The month the rows go to must have its partition before the
+	// transaction: creating one locks the whole table, which a transaction
+	// that goes on to insert a million rows would hold all along. The month
+	// is the edition's if its send started, else this one, or the next
+	// should the first enqueue cross the end of the month.
+	var month time.Time
+	err := q.DB.GetContext(ctx, &month, `
+		SELECT coalesce(send_month, date_trunc('month', now() AT TIME ZONE 'UTC')::date) FROM editions WHERE id = $1`, editionID)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: read its send month: %w", editionID, err)
+	}
+	if err := refusePruned(ctx, q.DB, editionID); err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+	}
+	for _, m := range []time.Time{month, month.AddDate(0, 1, 0)} {
+		if err := q.ensurePartition(ctx, m, 0); err != nil {
+			return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+		}
+	}
 	tx, err := q.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue edition %d: begin: %w", editionID, err)
@@ -112,7 +134,14 @@ func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string
 	if err := edition.MarkSendStarted(ctx, tx, editionID, window, msgIDDomain); err != nil {
 		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
 	}
-	res, err := tx.ExecContext(ctx, enqueueConfirmed, editionID)
+	var key string
+	if err := tx.GetContext(ctx, &key, `SELECT send_month::text FROM editions WHERE id = $1`, editionID); err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: read its send month: %w", editionID, err)
+	}
+	if err := refusePruned(ctx, tx, editionID); err != nil {
+		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+	}
+	res, err := tx.ExecContext(ctx, enqueueConfirmed, editionID, key)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
 	}
@@ -124,8 +153,11 @@ func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string
 		// The planner's statistics still say the queue is (nearly) empty,
 		// and with them the lease scans and sorts every queued row, each
 		// time, which grows with the list. Fresh statistics let it use the
-		// partial index of queued deliveries.
-		if _, err := q.DB.ExecContext(ctx, `ANALYZE deliveries`); err != nil {
+		// partial index of queued deliveries. The month's partition only:
+		// the plans of an edition's statements read that partition's
+		// statistics, and analysing the whole table would read every month
+		// kept.
+		if _, err := q.DB.ExecContext(ctx, `ANALYZE `+partitionName(key)); err != nil {
 			return n, fmt.Errorf("enqueue edition %d: analyze: %w", editionID, err)
 		}
 	}
@@ -182,15 +214,15 @@ SET status = v.status,
     updated_at = now()
 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::text[], $8::text[], $9::boolean[])
     AS v(id, status, next_at, permanent, code, enhanced, reply, deferred)
-WHERE d.id = ANY($2) AND d.id = v.id AND CASE WHEN d.status = 'sending' THEN d.lease_holder = $1 ELSE false END`
+WHERE d.send_month = $10::date AND d.id = ANY($2) AND d.id = v.id AND CASE WHEN d.status = 'sending' THEN d.lease_holder = $1 ELSE false END`
 
 const markBounced = `
 UPDATE subscribers SET status = 'bounced', updated_at = now()
 WHERE id = ANY($1) AND status = 'confirmed'`
 
-// Record writes the outcomes of a batch in one transaction and returns how
-// many were still held by holder (and so written).
-func (q *Queue) Record(ctx context.Context, holder string, results []Result) (int64, error) {
+// Record writes the outcomes of a batch of the edition in one transaction
+// and returns how many were still held by holder (and so written).
+func (q *Queue) Record(ctx context.Context, editionID int64, holder string, results []Result) (int64, error) {
 	if len(results) == 0 {
 		return 0, nil
 	}
@@ -218,8 +250,12 @@ func (q *Queue) Record(ctx context.Context, holder string, results []Result) (in
 	if err := q.prepare(ctx); err != nil {
 		return 0, fmt.Errorf("record deliveries: %w", err)
 	}
+	month, err := q.month(ctx, editionID)
+	if err != nil {
+		return 0, fmt.Errorf("record deliveries: %w", err)
+	}
 	args := []any{holder, pq.Array(ids), pq.Array(status), pq.Array(next),
-		pq.Array(perm), pq.Array(codes), pq.Array(enh), pq.Array(reply), pq.Array(deferred)}
+		pq.Array(perm), pq.Array(codes), pq.Array(enh), pq.Array(reply), pq.Array(deferred), month}
 	if len(subs) == 0 {
 		// The common case: one statement, no transaction round trips.
 		res, err := q.recStmt.ExecContext(ctx, args...)
@@ -248,16 +284,22 @@ func (q *Queue) Record(ctx context.Context, holder string, results []Result) (in
 	return written, nil
 }
 
-// Release hands back leased deliveries that were never tried (the worker is
-// stopping): the attempt counted at lease time is taken back.
-func (q *Queue) Release(ctx context.Context, holder string, ids []int64) error {
+// Release hands back leased deliveries of the edition that were never
+// tried (the worker is stopping): the attempt counted at lease time is
+// taken back.
+func (q *Queue) Release(ctx context.Context, editionID int64, holder string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := q.DB.ExecContext(ctx, `
+	month, err := q.month(ctx, editionID)
+	if err != nil {
+		return fmt.Errorf("release deliveries: %w", err)
+	}
+	_, err = q.DB.ExecContext(ctx, `
 		UPDATE deliveries SET status = 'queued', lease_holder = NULL, lease_expires_at = NULL,
 			attempts = greatest(attempts - 1, 0), updated_at = now()
-		WHERE id = ANY($2) AND status = 'sending' AND lease_holder = $1`, holder, pq.Array(ids))
+		WHERE send_month = $3::date AND id = ANY($2) AND status = 'sending' AND lease_holder = $1`,
+		holder, pq.Array(ids), month)
 	if err != nil {
 		return fmt.Errorf("release deliveries: %w", err)
 	}
@@ -267,8 +309,12 @@ func (q *Queue) Release(ctx context.Context, holder string, ids []int64) error {
 // inSendingEditions limits a statement on leased deliveries to the editions
 // being sent (started, not finished): only they can have leased rows, and
 // no index holds just the leased rows (migration 0009), so without it the
-// statement would read every edition ever sent.
-const inSendingEditions = `edition_id IN (
+// statement would read every edition ever sent. The bound on send_month
+// prunes the partitions older than the oldest send going on (migration
+// 0010), all of them when none is.
+const inSendingEditions = `send_month >= (
+    SELECT min(send_month) FROM editions WHERE send_started_at IS NOT NULL AND finished_at IS NULL)
+  AND edition_id IN (
     SELECT id FROM editions WHERE send_started_at IS NOT NULL AND finished_at IS NULL)`
 
 // Rescue returns to the queue the deliveries whose lease expired: their
@@ -304,7 +350,7 @@ func (q *Queue) ReleaseHolder(ctx context.Context, holder string) (int64, error)
 // pendingSQL counts an edition's unfinished deliveries (queued or leased).
 const pendingSQL = `
 SELECT count(*) AS n, min(next_attempt_at) FILTER (WHERE status = 'queued') AS next
-FROM deliveries WHERE edition_id = $1 AND status IN ('queued', 'sending')`
+FROM deliveries WHERE edition_id = $1 AND send_month = $2::date AND status IN ('queued', 'sending')`
 
 // Pending tells how many deliveries of the edition are not finished (queued
 // or leased), and when the earliest queued one is due.
@@ -321,6 +367,13 @@ func (q *Queue) Pending(ctx context.Context, editionID int64) (int64, time.Time,
 		N    int64      `db:"n"`
 		Next *time.Time `db:"next"`
 	}
+	month, err := q.month(ctx, editionID)
+	if errors.Is(err, errNotStarted) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("count pending deliveries: %w", err)
+	}
 	tx, err := q.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("count pending deliveries: %w", err)
@@ -329,7 +382,7 @@ func (q *Queue) Pending(ctx context.Context, editionID int64) (int64, time.Time,
 	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
 		return 0, time.Time{}, fmt.Errorf("count pending deliveries: %w", err)
 	}
-	if err := tx.GetContext(ctx, &r, pendingSQL, editionID); err != nil {
+	if err := tx.GetContext(ctx, &r, pendingSQL, editionID, month); err != nil {
 		return 0, time.Time{}, fmt.Errorf("count pending deliveries: %w", err)
 	}
 	var next time.Time
@@ -339,61 +392,19 @@ func (q *Queue) Pending(ctx context.Context, editionID int64) (int64, time.Time,
 	return r.N, next, nil
 }
 
-// Counts is how many deliveries of an edition are in each status.
-type Counts struct {
-	Queued, Sending, Sent, Failed, Skipped int64
-	// FailedPermanent is the part of Failed the servers refused.
-	FailedPermanent int64
-}
-
-// Total is the number of recipients the edition was queued for.
-func (c Counts) Total() int64 { return c.Queued + c.Sending + c.Sent + c.Failed + c.Skipped }
-
-// Count tallies an edition's deliveries by status.
-func (q *Queue) Count(ctx context.Context, editionID int64) (Counts, error) {
-	var c Counts
-	rows, err := q.DB.QueryContext(ctx, `
-		SELECT status, coalesce(permanent, false), count(*) FROM deliveries
-		WHERE edition_id = $1 GROUP BY 1, 2`, editionID)
-	if err != nil {
-		return c, fmt.Errorf("count deliveries: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var st string
-		var perm bool
-		var n int64
-		if err := rows.Scan(&st, &perm, &n); err != nil {
-			return c, fmt.Errorf("count deliveries: %w", err)
-		}
-		switch st {
-		case Queued:
-			c.Queued += n
-		case Sending:
-			c.Sending += n
-		case Sent:
-			c.Sent += n
-		case Failed:
-			c.Failed += n
-			if perm {
-				c.FailedPermanent += n
-			}
-		case Skipped:
-			c.Skipped += n
-		}
-	}
-	return c, rows.Err()
-}
-
-// Extend renews the holder's leases of the given deliveries and returns the
+// Extend renews the holder's leases of the edition's given deliveries and returns the
 // ids it still held: a worker slowed down (rate limits, a slow relay) keeps
 // its batch, and drops what a rescuer already gave to someone else.
-func (q *Queue) Extend(ctx context.Context, holder string, ids []int64, ttl time.Duration) (map[int64]bool, error) {
+func (q *Queue) Extend(ctx context.Context, editionID int64, holder string, ids []int64, ttl time.Duration) (map[int64]bool, error) {
+	month, err := q.month(ctx, editionID)
+	if err != nil {
+		return nil, fmt.Errorf("extend leases: %w", err)
+	}
 	var held []int64
-	err := q.DB.SelectContext(ctx, &held, `
+	err = q.DB.SelectContext(ctx, &held, `
 		UPDATE deliveries SET lease_expires_at = now() + make_interval(secs => $3)
-		WHERE id = ANY($2) AND status = 'sending' AND lease_holder = $1
-		RETURNING id`, holder, pq.Array(ids), ttl.Seconds())
+		WHERE send_month = $4::date AND id = ANY($2) AND status = 'sending' AND lease_holder = $1
+		RETURNING id`, holder, pq.Array(ids), ttl.Seconds(), month)
 	if err != nil {
 		return nil, fmt.Errorf("extend leases: %w", err)
 	}

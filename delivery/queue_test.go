@@ -63,6 +63,16 @@ func (f *fixture) addEdition(t testing.TB, date string) int64 {
 	return id
 }
 
+// month is the partition key of the fixture's edition, whose send started.
+func (f *fixture) month(t testing.TB) string {
+	t.Helper()
+	var m string
+	if err := f.db.Get(&m, `SELECT send_month::text FROM editions WHERE id = $1`, f.edition); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func (f *fixture) count(t testing.TB, where string) int {
 	t.Helper()
 	var n int
@@ -107,7 +117,7 @@ func TestEnqueueOnlyConfirmedAndOnce(t *testing.T) {
 		}
 		ids[j.MessageID] = j.ID
 	}
-	if err := f.q.Release(ctx, "a", jobIDs(first)); err != nil {
+	if err := f.q.Release(ctx, f.edition, "a", jobIDs(first)); err != nil {
 		t.Fatal(err)
 	}
 	for _, j := range leaseAll(t, f.q, f.edition, "b") {
@@ -191,7 +201,7 @@ func TestRecordOnlyWhileLeaseHeld(t *testing.T) {
 		t.Fatalf("re-lease: %+v, %v; want 3 jobs at attempt 2", again, err)
 	}
 	// The old holder wakes up and reports: nothing is written.
-	n, err := f.q.Record(ctx, "old", []delivery.Result{{ID: jobs[0].ID, SubscriberID: jobs[0].SubscriberID, Status: delivery.Failed, Permanent: true, Code: 550}})
+	n, err := f.q.Record(ctx, f.edition, "old", []delivery.Result{{ID: jobs[0].ID, SubscriberID: jobs[0].SubscriberID, Status: delivery.Failed, Permanent: true, Code: 550}})
 	if err != nil || n != 0 {
 		t.Fatalf("record by a lost holder: %d written, %v; want 0", n, err)
 	}
@@ -201,7 +211,7 @@ func TestRecordOnlyWhileLeaseHeld(t *testing.T) {
 		{ID: again[1].ID, SubscriberID: again[1].SubscriberID, Status: delivery.Failed, Permanent: true, HardBounce: true, Code: 550, Enhanced: "5.1.1", Reply: "no such user"},
 		{ID: again[2].ID, SubscriberID: again[2].SubscriberID, Status: delivery.Queued, NextAttempt: time.Now().Add(time.Hour), Code: 451, Reply: "later"},
 	}
-	if n, err := f.q.Record(ctx, "new", res); err != nil || n != 3 {
+	if n, err := f.q.Record(ctx, f.edition, "new", res); err != nil || n != 3 {
 		t.Fatalf("record: %d, %v; want 3", n, err)
 	}
 	// A plain 250 keeps its code, not its text.
@@ -229,7 +239,7 @@ func TestReleaseTakesBackTheAttempt(t *testing.T) {
 	ctx := context.Background()
 	f.q.Enqueue(ctx, f.edition, "example.com", 0)
 	jobs, _ := f.q.Lease(ctx, f.edition, "w", 10, time.Minute, 0)
-	if err := f.q.Release(ctx, "w", []int64{jobs[0].ID, jobs[1].ID}); err != nil {
+	if err := f.q.Release(ctx, f.edition, "w", []int64{jobs[0].ID, jobs[1].ID}); err != nil {
 		t.Fatal(err)
 	}
 	if f.count(t, `status = 'queued' AND attempts = 0 AND lease_holder IS NULL`) != 2 {
@@ -343,7 +353,7 @@ func TestPendingCountsQueuedAndLeased(t *testing.T) {
 	jobs := leaseAll(t, f.q, f.edition, "w")
 	retryAt := time.Now().Add(time.Hour).Round(time.Millisecond)
 	// One sent, one retry in an hour, two still leased.
-	if _, err := f.q.Record(ctx, "w", []delivery.Result{
+	if _, err := f.q.Record(ctx, f.edition, "w", []delivery.Result{
 		{ID: jobs[0].ID, SubscriberID: jobs[0].SubscriberID, Status: delivery.Sent, Code: 250},
 		{ID: jobs[1].ID, SubscriberID: jobs[1].SubscriberID, Status: delivery.Queued, NextAttempt: retryAt, Code: 451},
 	}); err != nil {
@@ -353,7 +363,7 @@ func TestPendingCountsQueuedAndLeased(t *testing.T) {
 	if err != nil || n != 3 || !next.Equal(retryAt) {
 		t.Fatalf("Pending = %d, %v, %v; want 3, %v", n, next, err, retryAt)
 	}
-	if err := f.q.Release(ctx, "w", []int64{jobs[2].ID, jobs[3].ID}); err != nil {
+	if err := f.q.Release(ctx, f.edition, "w", []int64{jobs[2].ID, jobs[3].ID}); err != nil {
 		t.Fatal(err)
 	}
 	if n, next, _ = f.q.Pending(ctx, f.edition); n != 3 || time.Until(next) > time.Minute {

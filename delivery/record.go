@@ -71,7 +71,7 @@ func (c *conn) write(ctx context.Context, results []Result) error {
 	var err error
 	for attempt := range 60 {
 		var n int64
-		n, err = c.w.Queue.Record(ctx, c.holder, results)
+		n, err = c.w.Queue.Record(ctx, c.r.edition, c.holder, results)
 		if err == nil {
 			if lost := int64(len(results)) - n; lost > 0 {
 				c.w.Log.Warn("results for expired leases not recorded", "holder", c.holder, "count", lost)

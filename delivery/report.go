@@ -12,7 +12,7 @@ import (
 func (q *Queue) RetryFailed(ctx context.Context, editionID int64) (int64, error) {
 	res, err := q.DB.ExecContext(ctx, `
 		UPDATE deliveries SET status = 'queued', attempts = 0, next_attempt_at = now(), permanent = NULL, updated_at = now()
-		WHERE edition_id = $1 AND status = 'failed' AND NOT permanent`, editionID)
+		WHERE `+ofEdition+` AND status = 'failed' AND NOT permanent`, editionID)
 	if err != nil {
 		return 0, fmt.Errorf("re-queue temporary failures: %w", err)
 	}
@@ -43,7 +43,7 @@ func (q *Queue) EachUndelivered(ctx context.Context, editionID int64, fn func(Un
 			SELECT d.subscriber_id, s.email, d.status, d.permanent, d.attempts, d.smtp_code, d.smtp_enhanced,
 			       d.smtp_reply, d.last_attempt_at, d.next_attempt_at
 			FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-			WHERE d.edition_id = $1 AND d.status <> 'sent' AND d.subscriber_id > $2
+			WHERE d.`+ofEdition+` AND d.status <> 'sent' AND d.subscriber_id > $2
 			ORDER BY d.subscriber_id LIMIT 1000`, editionID, after)
 		if err != nil {
 			return fmt.Errorf("list undelivered recipients: %w", err)

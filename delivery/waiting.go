@@ -31,7 +31,7 @@ func (q *Queue) Waiting(ctx context.Context, editionID int64, holder string) (Wa
 		       max(lease_expires_at) FILTER (WHERE status = 'sending' AND left(lease_holder, length($2)) <> $2) AS leased_until,
 		       count(*) FILTER (WHERE status = 'queued' AND next_attempt_at > now()) AS retries,
 		       min(next_attempt_at) FILTER (WHERE status = 'queued' AND next_attempt_at > now()) AS retry_at
-		FROM deliveries WHERE edition_id = $1 AND status IN ('queued', 'sending')`, editionID, holder+"/")
+		FROM deliveries WHERE `+ofEdition+` AND status IN ('queued', 'sending')`, editionID, holder+"/")
 	if err != nil {
 		return Waiting{}, fmt.Errorf("what the send waits for: %w", err)
 	}

@@ -36,10 +36,11 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 	}
 	// What a relay writes back: the address, in any case, inside the reply,
 	// and a send paused on it.
-	s.DB.MustExec(`INSERT INTO deliveries (edition_id, subscriber_id, status, permanent, smtp_code, smtp_enhanced, smtp_reply)
-		VALUES ($1, $3, 'failed', true, 550, '5.1.1', '<GONE.PERSON@EXAMPLE.COM>: Recipient address rejected: User unknown'),
+	s.DB.MustExec(`INSERT INTO deliveries (edition_id, subscriber_id, status, permanent, smtp_code, smtp_enhanced, smtp_reply, send_month)
+		SELECT *, date_trunc('month', now() AT TIME ZONE 'UTC')::date FROM (VALUES
+		       ($1::bigint, $3::bigint, 'failed', true, 550, '5.1.1', '<GONE.PERSON@EXAMPLE.COM>: Recipient address rejected: User unknown'),
 		       ($2, $3, 'failed', false, 452, '4.2.2', 'mailbox of Gone Person full'),
-		       ($1, $4, 'failed', true, 550, '5.1.1', '<kept@example.com>: Recipient address rejected')`,
+		       ($1, $4, 'failed', true, 550, '5.1.1', '<kept@example.com>: Recipient address rejected')) v`,
 		editions[0], editions[1], res.SubscriberID, other.ID)
 	s.DB.MustExec(`UPDATE editions SET paused_at = now(),
 		pause_reason = '100 temporary failures in a row with nothing delivered; the last: 451 4.3.0 <gone.person@example.com> try later'

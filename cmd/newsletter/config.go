@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"newsletter/delivery"
 	"newsletter/mailer"
 	"newsletter/smtpclient"
 	"newsletter/subscribers"
@@ -55,6 +56,7 @@ type config struct {
 	errorThreshold int
 	leaseTTL       time.Duration
 	sendWindow     time.Duration
+	retention      delivery.Retention
 
 	siteURL   string
 	logLevel  slog.Level

@@ -53,6 +53,7 @@ var topics = []struct{ name, summary string }{
 	{"worker", "a long-lived delivery worker for every edition being sent"},
 	{"status", "how an edition's send stands, and who was not delivered"},
 	{"serve", "serve the reader pages (sign-up, confirm, unsubscribe, web edition); --worker also sends"},
+	{"deliveries", "prune: drop the deliveries older than NEWSLETTER_RETENTION, keeping each edition's counts"},
 	{"secret", "print a new random NEWSLETTER_SECRET"},
 	{"help", "list the subcommands"},
 }
@@ -72,6 +73,7 @@ func init() {
 		"worker":             workerCommand,
 		"status":             statusCommand,
 		"serve":              serveCommand,
+		"deliveries prune":   deliveriesPrune,
 	}
 }
 

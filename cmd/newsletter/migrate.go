@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"time"
 
+	"newsletter/delivery"
 	"newsletter/migrations"
 )
 
@@ -19,6 +21,9 @@ var migrateCommand = &command{
 func migrate(ctx context.Context, a *app, _ []string) error {
 	applied, err := migrations.Apply(ctx, a.db)
 	if err != nil {
+		return err
+	}
+	if err := (&delivery.Queue{DB: a.db}).EnsurePartitions(ctx, time.Now(), 0); err != nil {
 		return err
 	}
 	if len(applied) == 0 {

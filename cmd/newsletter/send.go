@@ -48,6 +48,9 @@ func send(ctx context.Context, a *app, o sendOptions) error {
 	if o.to != "" {
 		return a.sendTestCopy(ctx, comp, o.to)
 	}
+	if err := (&delivery.Queue{DB: a.db}).EnsurePartitions(ctx, time.Now(), 0); err != nil {
+		return err
+	}
 	if !o.enqueueOnly {
 		leave, err := a.joinFleet(ctx)
 		if err != nil {

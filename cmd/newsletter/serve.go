@@ -29,6 +29,7 @@ func serve(ctx context.Context, a *app, _ []string) error {
 	pruneCtx, stopPruning := context.WithCancel(ctx)
 	pruned := make(chan struct{})
 	go func() { defer close(pruned); a.pruneTokens(pruneCtx, subs) }()
+	defer a.keepHistory(ctx)()
 	if a.cfg.serveWorker {
 		defer a.workBeside(ctx)()
 	}

@@ -36,7 +36,8 @@ type setting struct {
 // The subcommands that read each group of settings.
 var (
 	dbCmds = []string{"migrate", "subscribers import", "subscribers add", "subscribers list",
-		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve"}
+		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve",
+		"deliveries prune"}
 	mailCmds    = []string{"preview", "send", "worker", "serve"} // render an edition's or a confirmation's mail
 	smtpCmds    = []string{"send", "worker", "serve"}            // send mail; send and worker run a delivery worker, serve with --worker
 	secretCmds  = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve"}
@@ -45,6 +46,8 @@ var (
 	allCmds     = append(slices.Clone(dbCmds), "secret")
 	sendCmds    = []string{"send"}
 	editionCmds = []string{"edition import"}
+	// keep the history of deliveries (history.go)
+	retentionCmds = []string{"worker", "serve", "deliveries prune"}
 )
 
 // settings is every value the program reads from its environment. Adding a
@@ -144,6 +147,9 @@ var settings = []setting{
 		help:  "temporary failures are given up this long after the send started; 0: never",
 		parse: durationFrom(0, func(c *config) *time.Duration { return &c.sendWindow })},
 
+	{env: "NEWSLETTER_RETENTION", flag: "retention", def: "13mo", cmds: retentionCmds,
+		help:  "how long deliveries are kept after their send started (13mo, 400d; 0: forever); an edition's counts and failures stay",
+		parse: parseRetention},
 	{env: "NEWSLETTER_SITE_URL", flag: "site-url", cmds: editionCmds,
 		help:  "the site's address, for story links the source does not give",
 		parse: oneLineText(func(c *config) *string { return &c.siteURL })},

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"newsletter/delivery"
 	"newsletter/web"
 )
 
@@ -363,5 +364,25 @@ func TestPoolSizedFromWhatTheProcessRuns(t *testing.T) {
 	defer a.close()
 	if n := a.db.Stats().MaxOpenConnections; n != web.DBPoolSize+67 {
 		t.Fatalf("serve --worker --conns 32: %d connections at most, want %d", n, web.DBPoolSize+67)
+	}
+}
+
+// NEWSLETTER_RETENTION takes months or days, or 0 for forever, and refuses
+// anything else saying what to set.
+func TestRetentionSetting(t *testing.T) {
+	for v, want := range map[string]delivery.Retention{
+		"13mo": {Months: 13}, "400d": {Days: 400}, "0": {}, " 1mo ": {Months: 1},
+	} {
+		var c config
+		if err := parseRetention(&c, "NEWSLETTER_RETENTION", v); err != nil || c.retention != want {
+			t.Errorf("%q: %+v, %v; want %+v", v, c.retention, err, want)
+		}
+	}
+	for _, v := range []string{"", "13", "13m", "13months", "-1mo", "0mo", "7d", "1y", "abcmo", "99999d"} {
+		var c config
+		err := parseRetention(&c, "NEWSLETTER_RETENTION", v)
+		if err == nil || !strings.Contains(err.Error(), "NEWSLETTER_RETENTION") || !strings.Contains(err.Error(), "0") {
+			t.Errorf("%q: %v; want a refusal naming the setting and what to set", v, err)
+		}
 	}
 }

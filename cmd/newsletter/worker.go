@@ -21,6 +21,7 @@ var workerCommand = &command{
 		var poll time.Duration
 		fs.DurationVar(&poll, "poll", 2*time.Second, "how often to look for work when idle")
 		return func(ctx context.Context, a *app, _ []string) error {
+			defer a.keepHistory(ctx)()
 			err := a.runWorker(ctx, poll)
 			if errors.Is(err, context.Canceled) {
 				a.log.Info("worker stopped")

@@ -161,7 +161,7 @@ func drain(ctx context.Context, q *delivery.Queue, ed int64, batch int) (int, er
 			rs[k] = delivery.Result{ID: j.ID, SubscriberID: j.SubscriberID, Status: delivery.Sent,
 				Code: 250, Enhanced: "2.0.0", Reply: "2.0.0 Ok: queued as 4dZxKq1R2bz8"}
 		}
-		if _, err := q.Record(ctx, holder, rs); err != nil {
+		if _, err := q.Record(ctx, ed, holder, rs); err != nil {
 			return n, err
 		}
 		n += len(jobs)
@@ -186,7 +186,9 @@ func updates(ctx context.Context, db *sqlx.DB) (upd, hot int64, err error) {
 	if _, err := conn.ExecContext(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
 		return 0, 0, err
 	}
-	err = conn.QueryRowxContext(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'deliveries'`).Scan(&upd, &hot)
+	err = conn.QueryRowxContext(ctx, `
+		SELECT coalesce(sum(n_tup_upd), 0), coalesce(sum(n_tup_hot_upd), 0) FROM pg_stat_user_tables
+		WHERE relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'deliveries'::regclass)`).Scan(&upd, &hot)
 	return upd, hot, err
 }
 
@@ -200,10 +202,12 @@ func sizes(ctx context.Context, db *sqlx.DB) error {
 		Bytes int64  `db:"bytes"`
 	}
 	if err := db.SelectContext(ctx, &rows, `
-		SELECT 'total' AS name, pg_total_relation_size('deliveries') AS bytes
-		UNION ALL SELECT 'heap', pg_relation_size('deliveries')
-		UNION ALL SELECT indexrelid::regclass::text, pg_relation_size(indexrelid)
-		FROM pg_index WHERE indrelid = 'deliveries'::regclass`); err != nil {
+		WITH parts AS (SELECT inhrelid AS oid FROM pg_inherits WHERE inhparent = 'deliveries'::regclass)
+		SELECT 'total' AS name, sum(pg_total_relation_size(oid))::bigint AS bytes FROM parts
+		UNION ALL SELECT 'heap', sum(pg_relation_size(oid))::bigint FROM parts
+		UNION ALL SELECT pi.indexrelid::regclass::text, sum(pg_relation_size(i.indexrelid))::bigint
+		FROM pg_index pi JOIN pg_inherits ii ON ii.inhparent = pi.indexrelid JOIN pg_index i ON i.indexrelid = ii.inhrelid
+		WHERE pi.indrelid = 'deliveries'::regclass GROUP BY pi.indexrelid`); err != nil {
 		return err
 	}
 	var count int64
