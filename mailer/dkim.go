@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	gomail "github.com/wneessen/go-mail"
 )
@@ -107,13 +108,20 @@ func (d *DKIM) signature(msg []byte) ([]byte, error) {
 // puts the DKIM-Signature field first. The signature is over the message
 // as the receiver sees it, so the dot-stuffing of the parts is undone for
 // the signer (RFC 5321 section 4.5.2).
+//
+// The message put together for the signer is a scratch buffer, given back
+// once signed: a connection holds many messages ready to send (a lease), and
+// a whole copy of each would multiply the memory of a send by their number.
 func (d *DKIM) SignParts(m *Parts) error {
-	m.plain = m.plain[:0]
+	buf := plainBufs.Get().(*[]byte)
+	defer plainBufs.Put(buf)
+	plain := (*buf)[:0]
 	for _, p := range m.Data {
-		m.plain = append(m.plain, p...)
+		plain = append(plain, p...)
 	}
-	m.plain = unstuffData(m.plain)
-	sig, err := d.signature(m.plain)
+	plain = unstuffData(plain)
+	*buf = plain
+	sig, err := d.signature(plain)
 	if err != nil {
 		return err
 	}
@@ -122,6 +130,9 @@ func (d *DKIM) SignParts(m *Parts) error {
 	m.Data[0] = sig
 	return nil
 }
+
+// plainBufs are SignParts' scratch buffers.
+var plainBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // unstuffData removes the dot added to each line that starts with one
 // (RFC 5321 section 4.5.2), in place.

@@ -300,10 +300,9 @@ func (p *Prepared) AppendMessage(dst []byte, r Recipient) ([]byte, error) {
 // many messages; its slices stay valid until the next AppendParts.
 type Parts struct {
 	// Data is the message, in order; together what AppendMessage writes.
-	Data  [][]byte
-	own   []byte
-	refs  []partRef
-	plain []byte // the message put together and unstuffed, for DKIM
+	Data [][]byte
+	own  []byte
+	refs []partRef
 }
 
 // partRef is a piece of a message: shared when static is set, else
