@@ -46,17 +46,10 @@ func cleanHTML(s string) (blocks []Block, dropped int) {
 		buf.Reset()
 	}
 	for s != "" {
-		i := strings.IndexByte(s, '<')
-		if i < 0 {
-			buf.WriteString(s)
+		text, t, found := nextTag(s)
+		buf.WriteString(text)
+		if !found {
 			break
-		}
-		buf.WriteString(s[:i])
-		t, ok := readTag(s[i:])
-		if !ok {
-			buf.WriteByte('<') // a lone "<", as in "a < b"
-			s = s[i+1:]
-			continue
 		}
 		s = t.rest
 		switch name := t.name; {
@@ -124,20 +117,14 @@ func (k *skipper) skip(name string, from int) (content string, after int) {
 		return k.src[from:end], end + len(name) + 2
 	}
 	for off := from; ; {
-		i := strings.IndexByte(k.src[off:], '<')
-		if i < 0 {
+		text, t, found := nextTag(k.src[off:])
+		if !found {
 			return k.src[from:], len(k.src)
 		}
-		i += off
-		t, ok := readTag(k.src[i:])
-		switch {
-		case ok && startsBlock(t.name):
+		if i := off + len(text); startsBlock(t.name) {
 			return k.src[from:i], i
-		case ok:
-			off = len(k.src) - len(t.rest)
-		default:
-			off = i + 1
 		}
+		off = len(k.src) - len(t.rest)
 	}
 }
 
@@ -166,21 +153,31 @@ func startsBlock(name string) bool {
 func stripTags(s string) string {
 	var b strings.Builder
 	for s != "" {
-		i := strings.IndexByte(s, '<')
-		if i < 0 {
-			b.WriteString(s)
+		text, t, found := nextTag(s)
+		b.WriteString(text)
+		if !found {
 			break
-		}
-		b.WriteString(s[:i])
-		t, ok := readTag(s[i:])
-		if !ok {
-			b.WriteByte('<')
-			s = s[i+1:]
-			continue
 		}
 		s = t.rest
 	}
 	return b.String()
+}
+
+// nextTag finds the first tag in s and returns the text before it (a lone
+// "<", as in "a < b", is text) and the tag; found is false when there is
+// none, and text is then all of s.
+func nextTag(s string) (text string, t tag, found bool) {
+	for off := 0; ; {
+		i := strings.IndexByte(s[off:], '<')
+		if i < 0 {
+			return s, tag{}, false
+		}
+		i += off
+		if t, ok := readTag(s[i:]); ok {
+			return s[:i], t, true
+		}
+		off = i + 1
+	}
 }
 
 // plainBlocks splits plain text into blocks of one kind at blank lines.
