@@ -1,16 +1,24 @@
 # The README's two commands are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: build test demo demo-stop bench lint
+.PHONY: build test fuzz demo demo-stop bench lint
 
 build:
 	$(GO) build -o bin/newsletter ./cmd/newsletter
 
 # The whole suite against real PostgreSQL and SMTP servers. Each test package
 # starts a throwaway PostgreSQL unless DATABASE_URL names one.
+# Then every fuzz target for FUZZTIME (20s) each (see fuzz).
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) fuzz
+
+# Every Fuzz* target of the module, found by scripts/fuzz.sh, FUZZTIME each;
+# a failing input stays in the package's testdata/fuzz/ as a test case.
+FUZZTIME ?= 20s
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 # Migrations, sample subscribers, the demo edition, a real SMTP send to a
 # local catcher; prints where to look. Uses DATABASE_URL / SMTP_URL if set.

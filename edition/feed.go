@@ -63,13 +63,15 @@ func rssText(els []xmlElem) string {
 	return ""
 }
 
-func parseRSS(data []byte, opts ParseOptions) (*Edition, error) {
+// parseRSS also returns how many skipped HTML elements with text the lead
+// story's body lost (see cleanHTML).
+func parseRSS(data []byte, opts ParseOptions) (e *Edition, dropped int, err error) {
 	var doc rssDoc
 	if err := decodeXML(data, &doc); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	ch := doc.Channel
-	e := &Edition{Site: Site{
+	e = &Edition{Site: Site{
 		// Titles are plain text in RSS, but many feeds escape entities
 		// twice; markup characters stay text either way.
 		Name:    html.UnescapeString(rssText(ch.Title)),
@@ -82,7 +84,7 @@ func parseRSS(data []byte, opts ParseOptions) (*Edition, error) {
 		if guid := firstOf(it.GUID); s.URL == "" && guid != nil && !strings.EqualFold(guid.IsPermaLink, "false") {
 			s.URL, _ = httpURL(guid.Text) // a permalink guid is the item's link
 		}
-		desc := htmlBlocks(rssText(it.Description))
+		desc, descDropped := cleanHTML(rssText(it.Description))
 		if i > 0 {
 			if s.Title = oneLine(s.Title); s.Title != "" {
 				s.Summary = shorten(blocksText(desc), maxSummary)
@@ -91,11 +93,15 @@ func parseRSS(data []byte, opts ParseOptions) (*Edition, error) {
 			continue
 		}
 		if oneLine(s.Title) == "" {
-			return nil, errors.New("the first item, the lead story, has no title")
+			return nil, 0, errors.New("the first item, the lead story, has no title")
 		}
-		s.Body = desc
-		if content := htmlBlocks(it.Content); len(content) > 0 {
-			s.Body, s.Summary = content, shorten(blocksText(desc), maxSummary)
+		s.Body, dropped = desc, descDropped
+		// The content, when it has any text, is the body, and the
+		// description its summary.
+		content, n := cleanHTML(it.Content)
+		dropped += n
+		if len(content) > 0 {
+			s.Body, s.Summary, dropped = content, shorten(blocksText(desc), maxSummary), n
 		}
 		e.Lead = s
 		raw := rssText(it.PubDate)
@@ -104,14 +110,14 @@ func parseRSS(data []byte, opts ParseOptions) (*Edition, error) {
 		}
 		d, err := feedDate(raw, "first item's pubDate", opts, parseRSSDate)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		e.Date = d
 	}
 	if len(ch.Items) == 0 {
-		return nil, errors.New("the feed has no items: want at least one, the lead story")
+		return nil, 0, errors.New("the feed has no items: want at least one, the lead story")
 	}
-	return e, nil
+	return e, dropped, nil
 }
 
 type atomFeed struct {
@@ -132,13 +138,19 @@ type atomEntry struct {
 
 // atomBlocks reads an Atom text construct by its type attribute.
 func atomBlocks(t xmlElem) []Block {
+	b, _ := atomCleaned(t)
+	return b
+}
+
+// atomCleaned is atomBlocks with cleanHTML's count of dropped elements.
+func atomCleaned(t xmlElem) ([]Block, int) {
 	switch strings.ToLower(t.Type) {
 	case "html", "text/html":
-		return htmlBlocks(t.Text)
+		return cleanHTML(t.Text)
 	case "xhtml", "application/xhtml+xml":
-		return htmlBlocks(t.Inner)
+		return cleanHTML(t.Inner)
 	}
-	return plainBlocks(t.Text, Paragraph)
+	return plainBlocks(t.Text, Paragraph), 0
 }
 
 // atomLink is the entry's or feed's alternate link: the one with no rel or
@@ -152,12 +164,13 @@ func atomLink(links []xmlElem) string {
 	return ""
 }
 
-func parseAtom(data []byte, opts ParseOptions) (*Edition, error) {
+// parseAtom also returns what parseRSS does.
+func parseAtom(data []byte, opts ParseOptions) (e *Edition, dropped int, err error) {
 	var f atomFeed
 	if err := decodeXML(data, &f); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	e := &Edition{Site: Site{
+	e = &Edition{Site: Site{
 		Name:    blocksText(atomBlocks(f.Title)),
 		Tagline: blocksText(atomBlocks(f.Subtitle)),
 		URL:     atomLink(f.Links),
@@ -165,7 +178,7 @@ func parseAtom(data []byte, opts ParseOptions) (*Edition, error) {
 	base := siteBase(opts, e.Site.URL)
 	for i, en := range f.Entries {
 		s := Story{Title: blocksText(atomBlocks(en.Title)), URL: resolveURL(base, atomLink(en.Links))}
-		summary := atomBlocks(en.Summary)
+		summary, summaryDropped := atomCleaned(en.Summary)
 		if i > 0 {
 			if s.Title != "" {
 				s.Summary = shorten(blocksText(summary), maxSummary)
@@ -174,11 +187,15 @@ func parseAtom(data []byte, opts ParseOptions) (*Edition, error) {
 			continue
 		}
 		if s.Title == "" {
-			return nil, errors.New("the first entry, the lead story, has no title")
+			return nil, 0, errors.New("the first entry, the lead story, has no title")
 		}
-		s.Body = summary
-		if content := atomBlocks(en.Content); len(content) > 0 {
-			s.Body, s.Summary = content, shorten(blocksText(summary), maxSummary)
+		s.Body, dropped = summary, summaryDropped
+		// The content, when it has any text, is the body, and the
+		// summary its summary.
+		content, n := atomCleaned(en.Content)
+		dropped += n
+		if len(content) > 0 {
+			s.Body, s.Summary, dropped = content, shorten(blocksText(summary), maxSummary), n
 		}
 		e.Lead = s
 		what, raw := "first entry's published date", strings.TrimSpace(en.Published)
@@ -187,14 +204,14 @@ func parseAtom(data []byte, opts ParseOptions) (*Edition, error) {
 		}
 		d, err := feedDate(raw, what, opts, func(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) })
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		e.Date = d
 	}
 	if len(f.Entries) == 0 {
-		return nil, errors.New("the feed has no entries: want at least one, the lead story")
+		return nil, 0, errors.New("the feed has no entries: want at least one, the lead story")
 	}
-	return e, nil
+	return e, dropped, nil
 }
 
 // decodeXML decodes strictly, but knows HTML's named entities (&nbsp;,

@@ -29,46 +29,46 @@ var skipTags = map[string]bool{
 }
 
 func htmlBlocks(s string) []Block {
+	b, _ := cleanHTML(s)
+	return b
+}
+
+// cleanHTML is htmlBlocks that also counts the skipped elements that held
+// text (dropped), so an import can say that content was left out.
+func cleanHTML(s string) (blocks []Block, dropped int) {
 	var (
-		out  []Block
 		buf  strings.Builder
 		kind = Paragraph
+		skip = skipper{src: s}
 	)
 	flush := func() {
-		out = append(out, plainBlocks(html.UnescapeString(buf.String()), kind)...)
+		blocks = append(blocks, plainBlocks(html.UnescapeString(buf.String()), kind)...)
 		buf.Reset()
 	}
 	for s != "" {
-		i := strings.IndexByte(s, '<')
-		if i < 0 {
-			buf.WriteString(s)
+		text, t, found := nextTag(s)
+		buf.WriteString(text)
+		if !found {
 			break
 		}
-		buf.WriteString(s[:i])
-		name, closing, rest, ok := readTag(s[i:])
-		if !ok {
-			buf.WriteByte('<') // a lone "<", as in "a < b"
-			s = s[i+1:]
-			continue
-		}
-		s = rest
-		switch {
-		case skipTags[name] && !closing:
-			if j := indexFold(s, "</"+name); j >= 0 {
-				s = s[j:]
-			} else {
-				s = ""
+		s = t.rest
+		switch name := t.name; {
+		case skipTags[name] && !t.closing && !t.selfClosing:
+			skipped, after := skip.skip(name, len(skip.src)-len(s))
+			s = skip.src[after:]
+			if strings.TrimFunc(html.UnescapeString(stripTags(skipped)), isSpaceOrControl) != "" {
+				dropped++
 			}
 		case len(name) == 2 && name[0] == 'h' && name[1] >= '1' && name[1] <= '6':
 			flush()
 			kind = Heading
-			if closing {
+			if t.closing {
 				kind = Paragraph
 			}
 		case name == "figcaption":
 			flush()
 			kind = Caption
-			if closing {
+			if t.closing {
 				kind = Paragraph
 			}
 		case blockTags[name]:
@@ -76,7 +76,108 @@ func htmlBlocks(s string) []Block {
 		}
 	}
 	flush()
-	return out
+	return blocks, dropped
+}
+
+// skipper finds where skipped elements end. It remembers, per search
+// string, where the next match is, so a story of many stray "<svg>" tags
+// is read once, not once per tag.
+type skipper struct {
+	src  string
+	next map[string]int // search string -> offset of its next match, -1 for none
+}
+
+// index is the offset of the first match of sub (ASCII, any case) at or
+// after from, or -1.
+func (k *skipper) index(from int, sub string) int {
+	if k.next == nil {
+		k.next = map[string]int{}
+	}
+	if at, ok := k.next[sub]; ok && (at < 0 || at >= from) {
+		return at
+	}
+	at := indexFold(k.src[from:], sub)
+	if at >= 0 {
+		at += from
+	}
+	k.next[sub] = at
+	return at
+}
+
+// skip takes the content of a skipped element whose start tag ends at
+// offset from and returns the content and the offset after the element. An
+// element left unclosed (no end tag before the next start tag of the same
+// name) ends where the next block starts, so one stray "<svg>" or
+// "<iframe>" costs its own text, not the rest of the story.
+func (k *skipper) skip(name string, from int) (content string, after int) {
+	if end := k.index(from, "</"+name); end >= 0 && k.startTag(name, from, end) < 0 {
+		if t, ok := readTag(k.src[end:]); ok {
+			return k.src[from:end], len(k.src) - len(t.rest)
+		}
+		return k.src[from:end], end + len(name) + 2
+	}
+	for off := from; ; {
+		text, t, found := nextTag(k.src[off:])
+		if !found {
+			return k.src[from:], len(k.src)
+		}
+		if i := off + len(text); startsBlock(t.name) {
+			return k.src[from:i], i
+		}
+		off = len(k.src) - len(t.rest)
+	}
+}
+
+// startTag is the offset of the first start tag named name in
+// src[from:to], or -1.
+func (k *skipper) startTag(name string, from, to int) int {
+	for off := from; ; {
+		i := k.index(off, "<"+name)
+		if i < 0 || i >= to {
+			return -1
+		}
+		if t, ok := readTag(k.src[i:]); ok && t.name == name && !t.closing {
+			return i
+		}
+		off = i + 1
+	}
+}
+
+// startsBlock: the tag ends the block before it.
+func startsBlock(name string) bool {
+	return blockTags[name] || name == "figcaption" || len(name) == 2 && name[0] == 'h' && name[1] >= '1' && name[1] <= '6'
+}
+
+// stripTags is s without its tags, for telling whether skipped content
+// held any text.
+func stripTags(s string) string {
+	var b strings.Builder
+	for s != "" {
+		text, t, found := nextTag(s)
+		b.WriteString(text)
+		if !found {
+			break
+		}
+		s = t.rest
+	}
+	return b.String()
+}
+
+// nextTag finds the first tag in s and returns the text before it (a lone
+// "<", as in "a < b", is text) and the tag; found is false when there is
+// none, and text is then all of s.
+func nextTag(s string) (text string, t tag, found bool) {
+	for off := 0; ; {
+		i := strings.IndexByte(s[off:], '<')
+		if i < 0 {
+			return s, tag{}, false
+		}
+		i += off
+		if t, ok := readTag(s[i:]); ok {
+			return s[:i], t, true
+		}
+		off = i + 1
+	}
 }
 
 // plainBlocks splits plain text into blocks of one kind at blank lines.
@@ -100,37 +201,44 @@ func plainBlocks(s string, kind BlockKind) []Block {
 	return out
 }
 
-// readTag reads the tag s starts with ('<' included) and returns its
-// lowercased local name ("!" for comments, doctypes and processing
-// instructions), whether it is a closing tag, and what follows it. ok is
-// false when the '<' does not start a tag.
-func readTag(s string) (name string, closing bool, rest string, ok bool) {
+// tag is a tag read by readTag: its lowercased local name ("!" for
+// comments, doctypes and processing instructions), whether it is an end tag
+// or self-closing ("<svg/>"), and what follows it.
+type tag struct {
+	name                 string
+	closing, selfClosing bool
+	rest                 string
+}
+
+// readTag reads the tag s starts with ('<' included). ok is false when the
+// '<' does not start a tag.
+func readTag(s string) (t tag, ok bool) {
 	switch {
 	case strings.HasPrefix(s, "<!--"):
 		if j := strings.Index(s[4:], "-->"); j >= 0 {
-			return "!", false, s[4+j+3:], true
+			return tag{name: "!", rest: s[4+j+3:]}, true
 		}
-		return "!", false, "", true
+		return tag{name: "!"}, true
 	case strings.HasPrefix(s, "<!") || strings.HasPrefix(s, "<?"):
 		if j := strings.IndexByte(s, '>'); j >= 0 {
-			return "!", false, s[j+1:], true
+			return tag{name: "!", rest: s[j+1:]}, true
 		}
-		return "!", false, "", true
+		return tag{name: "!"}, true
 	}
 	p := 1
 	if strings.HasPrefix(s, "</") {
-		closing, p = true, 2
+		t.closing, p = true, 2
 	}
 	start := p
 	for p < len(s) && (isASCIILetter(s[p]) || s[p] >= '0' && s[p] <= '9' || s[p] == ':' || s[p] == '-') {
 		p++
 	}
 	if p == start || !isASCIILetter(s[start]) {
-		return "", false, "", false
+		return tag{}, false
 	}
-	name = strings.ToLower(s[start:p])
-	if j := strings.LastIndexByte(name, ':'); j >= 0 {
-		name = name[j+1:] // "xhtml:p" in Atom xhtml content
+	t.name = strings.ToLower(s[start:p])
+	if j := strings.LastIndexByte(t.name, ':'); j >= 0 {
+		t.name = t.name[j+1:] // "xhtml:p" in Atom xhtml content
 	}
 	// Find the '>' that ends the tag, skipping quoted attribute values.
 	var quote byte
@@ -143,10 +251,12 @@ func readTag(s string) (name string, closing bool, rest string, ok bool) {
 		case c == '"' || c == '\'':
 			quote = c
 		case c == '>':
-			return name, closing, s[p+1:], true
+			t.selfClosing = s[p-1] == '/'
+			t.rest = s[p+1:]
+			return t, true
 		}
 	}
-	return name, closing, "", true // an unterminated tag eats the rest
+	return t, true // an unterminated tag eats the rest
 }
 
 func isASCIILetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }

@@ -55,48 +55,57 @@ const atomNS = "http://www.w3.org/2005/Atom"
 // (see text.go). The edition it returns is cleaned (whitespace collapsed,
 // unsafe links dropped, slug links built) and valid.
 func Parse(data []byte, opts ParseOptions) (*Edition, Format, error) {
+	im, err := parse(data, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	return im.Edition, im.Format, nil
+}
+
+func parse(data []byte, opts ParseOptions) (*Imported, error) {
+	if len(data) > MaxInputBytes {
+		return nil, fmt.Errorf("parse: %w", inputTooLarge(int64(len(data))))
+	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
-		return nil, "", fmt.Errorf("parse: empty input: %s", wantInput)
+		return nil, fmt.Errorf("parse: empty input: %s", wantInput)
 	}
 	if bytes.IndexByte(data, 0) >= 0 {
-		return nil, "", fmt.Errorf("parse: binary data, not text: %s", wantInput)
+		return nil, fmt.Errorf("parse: binary data, not text: %s", wantInput)
 	}
-	var (
-		e   *Edition
-		f   Format
-		err error
-	)
+	im := &Imported{}
+	var err error
 	switch trimmed[0] {
 	case '{':
-		f = FormatJSON
+		im.Format = FormatJSON
 		if err = requireUTF8(data); err == nil {
-			e, err = parseJSON(data)
+			im.Edition, err = parseJSON(data)
 		}
 	case '<':
-		f, err = markupFormat(data)
+		im.Format, err = markupFormat(data)
 		if err != nil {
-			return nil, "", fmt.Errorf("parse: %w", err)
+			return nil, fmt.Errorf("parse: %w", err)
 		}
-		if f == FormatRSS {
-			e, err = parseRSS(data, opts)
+		if im.Format == FormatRSS {
+			im.Edition, im.Dropped, err = parseRSS(data, opts)
 		} else {
-			e, err = parseAtom(data, opts)
+			im.Edition, im.Dropped, err = parseAtom(data, opts)
 		}
 	default:
-		f = FormatText
+		im.Format = FormatText
 		if err = requireUTF8(data); err == nil {
-			e, err = parseText(data)
+			im.Edition, err = parseText(data)
 		}
 	}
 	if err == nil {
-		err = finish(e, opts)
+		err = finish(im.Edition, opts)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("parse %s: %w", f, err)
+		return nil, fmt.Errorf("parse %s: %w", im.Format, err)
 	}
-	return e, f, nil
+	im.Kept = len(im.Edition.Lead.Body)
+	return im, nil
 }
 
 func requireUTF8(data []byte) error {

@@ -33,6 +33,8 @@ const (
 	getByDateSQL  = `SELECT ` + storedColumns + ` FROM editions WHERE date = $1::date`
 	getByIDSQL    = `SELECT ` + storedColumns + ` FROM editions WHERE id = $1`
 
+	versionSQL = `SELECT id, imported_at, send_started_at FROM editions WHERE date = $1::date`
+
 	listSQL = `SELECT id, date::text, content->'lead'->>'title', send_started_at FROM editions ORDER BY date DESC`
 
 	// markSendStartedSQL freezes the edition and fixes its send-by deadline
@@ -142,6 +144,36 @@ func (s *Store) Get(ctx context.Context, date time.Time) (*Stored, error) {
 		return nil, fmt.Errorf("get edition %s: %w", d, err)
 	}
 	return st, nil
+}
+
+// Version is which content an edition has: the same id and import time
+// mean the same content (Save sets imported_at whenever it replaces it).
+type Version struct {
+	ID            int64
+	ImportedAt    time.Time
+	SendStartedAt *time.Time
+}
+
+// Version returns the version of date's edition without reading its
+// content, so a cache of what is made from the content can tell whether it
+// is still good.
+func (s *Store) Version(ctx context.Context, date time.Time) (Version, error) {
+	d := date.Format(DateLayout)
+	var (
+		v       Version
+		started sql.NullTime
+	)
+	err := s.DB.QueryRowxContext(ctx, versionSQL, d).Scan(&v.ID, &v.ImportedAt, &started)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("edition %s: %w", d, ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("get version of edition %s: %w", d, err)
+	}
+	if started.Valid {
+		v.SendStartedAt = &started.Time
+	}
+	return v, nil
 }
 
 // GetByID returns the edition with that id.

@@ -11,7 +11,8 @@ import (
 // date, site name or lead title, a title or text with control characters
 // or line breaks (they would break mail headers and the one-line-per-block
 // layout; the parsers collapse them, so only hand-built editions trip
-// this), an unknown block kind, or a link that is not http(s).
+// this), an unknown block kind, a link that is not http(s), or more
+// paragraphs or related stories than the limits allow (limits.go).
 // Markup characters such as "<script>" are plain text here: escaping them
 // is the templates' job.
 func (e *Edition) Validate() error {
@@ -38,6 +39,9 @@ func (e *Edition) Validate() error {
 	}
 	if err := checkStory("lead", e.Lead); err != nil {
 		return err
+	}
+	if err := e.checkCounts(); err != nil {
+		return fmt.Errorf("edition: %w", err)
 	}
 	for i, s := range e.Related {
 		if err := checkStory(fmt.Sprintf("related story %d", i+1), s); err != nil {

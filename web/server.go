@@ -47,12 +47,18 @@ type Server struct {
 	// IPLimit limits, per client, the forms that send email; the zero
 	// value is DefaultIPLimit.
 	IPLimit RateLimit
+	// MaxRenders bounds the requests rendering at once (see
+	// DefaultMaxRenders, the value for 0).
+	MaxRenders int
 
 	once     sync.Once
 	basePath string // BaseURL's path, which prefixes every link and form
 	csrf     *csrf
+	https    bool // BaseURL is https: browsers are told to keep to it
 	limiter  *ipLimiter
 	now      func() time.Time
+	renders  chan struct{} // a semaphore: one token per render under way
+	editions editionCache
 }
 
 func (s *Server) init() {
@@ -62,6 +68,7 @@ func (s *Server) init() {
 		s.basePath = strings.TrimRight(u.Path, "/")
 		secure = u.Scheme == "https"
 	}
+	s.https = secure
 	origin := http.NewCrossOriginProtection()
 	if u, err := url.Parse(s.BaseURL); err == nil && u.Host != "" {
 		// The pages' public origin, for when a proxy in front changes
@@ -71,6 +78,11 @@ func (s *Server) init() {
 	path := s.basePath + "/"
 	s.csrf = &csrf{key: s.Subscribers.Tokens.Derive("csrf"), secure: secure, path: path, origin: origin}
 	s.limiter = newIPLimiter(s.IPLimit)
+	n := s.MaxRenders
+	if n <= 0 {
+		n = DefaultMaxRenders
+	}
+	s.renders = make(chan struct{}, n)
 }
 
 // Handler routes the reader pages. Routes use the standard library's
@@ -95,7 +107,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /u/{token}/email", s.changeEmail)
 	mux.HandleFunc("GET /editions", s.archive)
 	mux.HandleFunc("GET /editions/{date}", s.webEdition)
-	return s.logRequests(securityHeaders(mux))
+	return s.logRequests(securityHeaders(mux, s.https))
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -220,12 +232,22 @@ func (s *Server) page(w http.ResponseWriter, status int, name string, data any) 
 	w.Write(buf.Bytes())
 }
 
-func securityHeaders(h http.Handler) http.Handler {
+// securityHeaders sets the headers every page carries. X-Frame-Options
+// says what CSP's frame-ancestors does, for browsers that predate it. With
+// an https base URL the pages are only ever meant to be reached over TLS,
+// so browsers are told to remember that for a year (RFC 6797 section 6.1);
+// includeSubDomains is left out, as other hosts of the domain are not
+// ours to speak for.
+func securityHeaders(h http.Handler, https bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
+		if https {
+			hd.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -258,39 +280,12 @@ func (s *Server) logRequests(h http.Handler) http.Handler {
 	})
 }
 
-// webEdition is the "view in browser" page of an edition that has been
-// sent: the email's content with nothing personal in it. Editions not yet
-// sent are not public.
-func (s *Server) webEdition(w http.ResponseWriter, r *http.Request) {
-	d, err := edition.ParseDate(r.PathValue("date"))
-	if err != nil {
-		s.page(w, http.StatusNotFound, "message.html", message("No such edition", "Edition addresses end in a date, like /editions/2025-11-13."))
-		return
-	}
-	st, err := s.Editions.Get(r.Context(), d)
-	if err != nil && !errors.Is(err, edition.ErrNotFound) {
-		s.Log.Error("load edition", "date", d.Format(edition.DateLayout), "err", err)
-		s.page(w, http.StatusInternalServerError, "message.html", message("Something went wrong", "Please try again in a minute."))
-		return
-	}
-	if err != nil || st.SendStartedAt == nil {
-		s.page(w, http.StatusNotFound, "message.html", message("No such edition", "There is no published edition for that date."))
-		return
-	}
-	var buf bytes.Buffer
-	data := templates.EditionData{BaseURL: s.BaseURL}
-	if err := s.Templates.WebEdition(&buf, st.Edition, data); err != nil {
-		s.Log.Error("render web edition", "date", st.Edition.DateString(), "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	w.Write(buf.Bytes())
-}
-
 // archive lists the published editions, newest first.
 func (s *Server) archive(w http.ResponseWriter, r *http.Request) {
+	if !s.acquireRender(w, r) {
+		return
+	}
+	defer s.releaseRender()
 	list, err := s.Editions.List(r.Context())
 	if err != nil {
 		s.Log.Error("list editions", "err", err)

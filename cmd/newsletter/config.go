@@ -153,6 +153,9 @@ func parseSecret(c *config, name, v string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	if why := weakSecret(v); why != "" {
+		return fmt.Errorf("%s is too easy to guess: %s; print a good one with `newsletter secret`", name, why)
+	}
 	c.tokens = t
 	return nil
 }

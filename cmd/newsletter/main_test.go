@@ -25,7 +25,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
+const testSecret = "4f1c9e07b2a85d63e91f0c7a2b48d5e6-test-secret"
 
 // harness is a database of its own, an SMTP server of its own and the
 // environment the binary reads, for running subcommands as a user would.

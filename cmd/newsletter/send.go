@@ -140,11 +140,7 @@ func (a *app) render(ctx context.Context, date time.Time, subs *subscribers.Stor
 
 func (a *app) composer(ed *edition.Edition, subs *subscribers.Store) (*delivery.Composer, error) {
 	c := a.cfg
-	rendered, err := a.tpl.RenderEdition(ed, templates.EditionData{
-		BaseURL:  c.baseURL,
-		WebURL:   c.baseURL + "/editions/" + ed.DateString(),
-		ListName: ed.Site.Name,
-	})
+	rendered, err := a.tpl.RenderEdition(ed, c.editionData(ed))
 	if err != nil {
 		return nil, fmt.Errorf("render edition %s: %w", ed.DateString(), err)
 	}
@@ -156,6 +152,15 @@ func (a *app) composer(ed *edition.Edition, subs *subscribers.Store) (*delivery.
 		UnsubscribeURL:    func(uuid string) string { return subs.UnsubscribeURL(c.baseURL, uuid) },
 		DKIM:              c.dkim,
 	}, nil
+}
+
+// editionData is what the templates need besides the edition.
+func (c *config) editionData(ed *edition.Edition) templates.EditionData {
+	return templates.EditionData{
+		BaseURL:  c.baseURL,
+		WebURL:   c.baseURL + "/editions/" + ed.DateString(),
+		ListName: ed.Site.Name,
+	}
 }
 
 // sendTestCopy sends the edition to one address, outside the queue: no

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"newsletter/edition"
 	"newsletter/subscribers"
@@ -88,20 +92,13 @@ func (a *app) workBeside(ctx context.Context) (stop func()) {
 // listenAndServe serves h on NEWSLETTER_LISTEN until ctx ends, then shuts
 // down gracefully.
 func (a *app) listenAndServe(ctx context.Context, h http.Handler) error {
-	hs := &http.Server{
-		Addr:              a.cfg.listen,
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	ln, err := net.Listen("tcp", a.cfg.listen)
+	hs := a.httpServer(ctx, h)
+	limit := maxConnections()
+	ln, err := listen(a.cfg.listen, limit)
 	if err != nil {
 		return fmt.Errorf("listen on %s (NEWSLETTER_LISTEN): %w", a.cfg.listen, err)
 	}
-	a.log.Info("serving", "addr", ln.Addr().String())
+	a.log.Info("serving", "addr", ln.Addr().String(), "max_connections", limit)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -119,6 +116,48 @@ func (a *app) listenAndServe(ctx context.Context, h http.Handler) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// httpServer is the HTTP server of h, with its timeouts, its context and
+// its error log.
+func (a *app) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              a.cfg.listen,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// The server's own complaints (TLS handshakes, accept errors,
+		// panics in handlers) go where every other log line goes.
+		ErrorLog: slog.NewLogLogger(a.log.With("from", "net/http").Handler(), slog.LevelWarn),
+	}
+}
+
+// listen listens on addr and accepts at most limit connections at a time:
+// past that, new ones wait in the kernel's backlog until one closes, so a
+// flood of idle or half-open connections can't take every file descriptor
+// the process has (the database and SMTP connections need some too).
+func listen(addr string, limit int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return netutil.LimitListener(ln, limit), nil
+}
+
+// maxConnections is how many HTTP connections serve keeps open at most:
+// half the process's file descriptor limit, which leaves the rest to the
+// database pool, SMTP, the worker beside and the files it opens, and at
+// most 4096, many more than a newsletter's reader pages see at once.
+func maxConnections() int {
+	const most, fallback = 4096, 512
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
+		return fallback
+	}
+	return max(int(min(rl.Cur/2, most)), 16)
 }
 
 // latestSiteName is the site name of the newest edition, for pages that
