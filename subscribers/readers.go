@@ -73,10 +73,12 @@ func (p ConfirmPolicy) WithDefaults() ConfirmPolicy {
 type Mailing struct {
 	SubscriberID int64
 	Purpose      Purpose
-	To           string // the address to mail: the subscriber's, or the new one for a change of address
-	Name         string
-	Token        string
-	ExpiresAt    time.Time
+	// To is the address to mail: the subscriber's, or the new one for a
+	// change of address. There is no name: whoever typed the address in
+	// the form typed the name too, and the owner hasn't confirmed it.
+	To        string
+	Token     string
+	ExpiresAt time.Time
 }
 
 // SignUpResult says what a sign-up did. The page shows the same thing
@@ -125,6 +127,10 @@ const lockSubscriber = `SELECT ` + subscriberColumns + ` FROM subscribers WHERE 
 // erased on request may sign up again this way: the confirmation is the
 // person's own, fresh consent.
 //
+// The name is kept only for a new address: anyone may type any address in
+// the form, so a sign-up of a known one must not change the name its owner
+// (or an editor) gave.
+//
 // Concurrent sign-ups of one address are serialised on its row, so a
 // double-submitted form makes one subscriber and one email.
 func (s *Store) SignUp(ctx context.Context, email, name string, src Source) (SignUpResult, error) {
@@ -133,7 +139,9 @@ func (s *Store) SignUp(ctx context.Context, email, name string, src Source) (Sig
 	if err != nil {
 		return res, err
 	}
-	name = CleanName(name)
+	if err := CheckName(name); err != nil {
+		return res, err
+	}
 	tx, err := s.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("sign up: begin: %w", err)
@@ -142,7 +150,7 @@ func (s *Store) SignUp(ctx context.Context, email, name string, src Source) (Sig
 
 	id := newUUID()
 	var sub Subscriber
-	err = tx.GetContext(ctx, &sub, insertPending, id, addr, name, HashToken(s.Tokens.Unsubscribe(id)))
+	err = tx.GetContext(ctx, &sub, insertPending, id, addr, CleanName(name), HashToken(s.Tokens.Unsubscribe(id)))
 	inserted := err == nil
 	if errors.Is(err, sql.ErrNoRows) {
 		// The address is known. ON CONFLICT waited for any transaction
@@ -158,29 +166,44 @@ func (s *Store) SignUp(ctx context.Context, email, name string, src Source) (Sig
 		res.Outcome = "new"
 	case sub.Status == Confirmed:
 		res.Outcome = "confirmed"
-		return res, tx.Commit()
 	case sub.Status == Pending:
 		res.Outcome = "pending"
-		if name != "" && name != sub.Name {
-			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET name = $2, updated_at = now() WHERE id = $1`, sub.ID, name); err != nil {
-				return res, fmt.Errorf("sign up: update name of subscriber %d: %w", sub.ID, err)
-			}
-			sub.Name = name
-		}
 	default:
 		// Left or bounced: nothing changes until the link is pressed.
 		res.Outcome = "returning"
 	}
-	if err := s.recordConsent(ctx, tx, sub.ID, sub.Email, ActionSignUp, src, "status="+string(sub.Status)); err != nil {
-		return res, err
-	}
-	if res.Mailing, err = s.newToken(ctx, tx, &sub, PurposeConfirm, sub.Email); err != nil {
+	if res.Mailing, err = s.signUpRecord(ctx, tx, &sub, src, res.Outcome == "confirmed"); err != nil {
 		return res, err
 	}
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("sign up: commit: %w", err)
 	}
 	return res, nil
+}
+
+// signUpRecord writes a sign-up's consent entry and confirmation token.
+// For a confirmed subscriber it does the same work and then undoes it
+// (a savepoint rolled back): the form answers every address in the same
+// time, so timing tells nobody who is subscribed.
+func (s *Store) signUpRecord(ctx context.Context, tx *sqlx.Tx, sub *Subscriber, src Source, undo bool) (*Mailing, error) {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT sign_up`); err != nil {
+		return nil, fmt.Errorf("sign up: savepoint: %w", err)
+	}
+	if err := s.recordConsent(ctx, tx, sub.ID, sub.Email, ActionSignUp, src, "status="+string(sub.Status)); err != nil {
+		return nil, err
+	}
+	m, err := s.newToken(ctx, tx, sub, PurposeConfirm, sub.Email)
+	if err != nil {
+		return nil, err
+	}
+	end := `RELEASE SAVEPOINT sign_up`
+	if undo {
+		end, m = `ROLLBACK TO SAVEPOINT sign_up`, nil
+	}
+	if _, err := tx.ExecContext(ctx, end); err != nil {
+		return nil, fmt.Errorf("sign up: %s: %w", end, err)
+	}
+	return m, nil
 }
 
 // RequestConfirmation is "subscribe again" on the page of someone who left
@@ -289,7 +312,7 @@ func (s *Store) newToken(ctx context.Context, tx *sqlx.Tx, sub *Subscriber, p Pu
 	if p == PurposeChangeAddress {
 		newEmail = to
 	}
-	m := &Mailing{SubscriberID: sub.ID, Purpose: p, To: to, Name: sub.Name, Token: tok}
+	m := &Mailing{SubscriberID: sub.ID, Purpose: p, To: to, Token: tok}
 	if err := tx.GetContext(ctx, &m.ExpiresAt, insertToken, HashToken(tok), sub.ID, p, newEmail, h, pol.TTL.Seconds()); err != nil {
 		return nil, fmt.Errorf("store %s token of subscriber %d: %w", p, sub.ID, err)
 	}
@@ -416,7 +439,7 @@ func (s *Store) ConfirmToken(ctx context.Context, token string, src Source) (*Co
 	}
 	// The person has just asked, from the address, to be on the list: an
 	// erasure's suppression of it no longer applies.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM suppressions WHERE email_hash = $1`, s.Tokens.AddressHash(res.Email)); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM suppressions WHERE email_hash = ANY($1::bytea[])`, pq.ByteaArray(s.suppressionKeys(res.Email))); err != nil {
 		return nil, fmt.Errorf("confirm subscriber %d: lift suppression: %w", t.SubscriberID, err)
 	}
 	// Single use, and the person's other links of the same kind go with it.
@@ -442,6 +465,9 @@ func (s *Store) ConfirmToken(ctx context.Context, token string, src Source) (*Co
 // ChangeName sets the subscriber's display name (cleaned by CleanName, so
 // nothing in it can break a header).
 func (s *Store) ChangeName(ctx context.Context, subscriberID int64, name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
 	_, err := s.DB.ExecContext(ctx, `UPDATE subscribers SET name = $2, updated_at = now() WHERE id = $1`, subscriberID, CleanName(name))
 	if err != nil {
 		return fmt.Errorf("change name of subscriber %d: %w", subscriberID, err)
