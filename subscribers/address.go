@@ -39,8 +39,11 @@ func NormalizeAddress(s string) (string, error) {
 		return "", fmt.Errorf("%q is not an email address like name@example.com", s)
 	}
 	local, err := canonicalLocal(s[:at])
+	if err != nil && strings.HasPrefix(s, `"`) {
+		return "", fmt.Errorf("email address %q: %w", s, err) // valid, so not "not an email address"
+	}
 	if err != nil {
-		return "", fmt.Errorf("email address %q: %w", s, err)
+		return "", fmt.Errorf("%q is not an email address like name@example.com: %w", s, err)
 	}
 	domain, err := canonicalDomain(s[at+1:])
 	if err != nil {
