@@ -197,7 +197,6 @@ func (im *importer) readRows(ctx context.Context, cr *csv.Reader) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if !errors.As(err, &pe) {
@@ -208,6 +207,8 @@ func (im *importer) readRows(ctx context.Context, cr *csv.Reader) error {
 			}
 			continue
 		}
+		// After the error check: FieldPos panics when the read failed.
+		line, _ := cr.FieldPos(0)
 		im.res.Rows++
 		email, name, status, err := im.row(rec, line)
 		if err != nil {
