@@ -81,7 +81,7 @@ func (s *Store) ExportPerson(ctx context.Context, email string) (*Export, error)
 	if err := s.DB.SelectContext(ctx, &x.Deliveries, exportDeliveries, sub.ID); err != nil {
 		return nil, fmt.Errorf("export subscriber %d: deliveries: %w", sub.ID, err)
 	}
-	if err := s.DB.GetContext(ctx, &x.Suppressed, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $1)`, h); err != nil {
+	if err := s.DB.GetContext(ctx, &x.Suppressed, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ANY($1::bytea[]))`, pq.ByteaArray(s.suppressionKeys(sub.Email))); err != nil {
 		return nil, fmt.Errorf("export subscriber %d: suppression: %w", sub.ID, err)
 	}
 	return x, nil
