@@ -2,54 +2,134 @@ package subscribers
 
 import (
 	"fmt"
-	"net/mail"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
 )
 
 // NormalizeAddress checks that s is one bare mailbox (local@domain) that a
-// mail server would accept and returns it with the domain lower-cased; the
-// local part keeps its case (RFC 5321 section 2.4: it may be case-sensitive).
+// mail server would accept and returns its canonical form, the one every
+// spelling of the mailbox maps to, so that uniqueness, the per-address
+// limits and the suppression list all see one person as one address:
+//
+//   - the domain is mapped as a resolver maps it (UTS #46: case, width,
+//     NFC) and written in its Unicode form, whether it came as Unicode or
+//     as A-labels (xn--, RFC 5891 section 4.4);
+//   - the local part is in Unicode NFC (RFC 6532 section 3.1) and keeps its
+//     case (RFC 5321 section 2.4: it may be case-sensitive; uniqueness is
+//     case-insensitive in the database all the same);
+//   - a quoted local part whose content is a dot-atom is written without
+//     the quotes, which RFC 5321 section 4.1.2 makes the same mailbox.
 func NormalizeAddress(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", fmt.Errorf("email address is empty")
 	}
-	if strings.ContainsAny(s, "\r\n\x00") {
-		return "", fmt.Errorf("email address %q contains a line break", s)
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("email address %q is not valid UTF-8", s)
 	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Name != "" || a.Address != s {
-		return "", fmt.Errorf("%q is not an email address like name@example.com", s)
+	if r, ok := forbiddenRune(s); ok {
+		return "", fmt.Errorf("email address %q contains %s", s, describeRune(r))
 	}
 	at := strings.LastIndexByte(s, '@')
-	local, domain := s[:at], strings.ToLower(s[at+1:])
-	if !isASCII(domain) {
-		// An internationalised domain (RFC 5890) is kept in its Unicode
-		// form, mapped the way a resolver would (UTS #46: case, width and
-		// NFC), so one domain typed two ways is one address.
-		a, err := idnaProfile.ToASCII(domain)
-		if err != nil {
-			return "", fmt.Errorf("email address %q: the domain is not a valid internationalised domain name", s)
-		}
-		if domain, err = idnaProfile.ToUnicode(a); err != nil {
-			return "", fmt.Errorf("email address %q: the domain is not a valid internationalised domain name", s)
-		}
+	if at < 0 {
+		return "", fmt.Errorf("%q is not an email address like name@example.com", s)
 	}
-	// RFC 5321 section 4.5.3.1.1 and 4.5.3.1.2: size limits of the parts.
+	local, err := canonicalLocal(s[:at])
+	if err != nil && strings.HasPrefix(s, `"`) {
+		return "", fmt.Errorf("email address %q: %w", s, err) // valid, so not "not an email address"
+	}
+	if err != nil {
+		return "", fmt.Errorf("%q is not an email address like name@example.com: %w", s, err)
+	}
+	domain, err := canonicalDomain(s[at+1:])
+	if err != nil {
+		return "", fmt.Errorf("email address %q: %w", s, err)
+	}
+	// RFC 5321 section 4.5.3.1.1 and 4.5.3.1.3: size limits.
 	if len(local) > 64 {
 		return "", fmt.Errorf("email address %q: the part before @ is longer than 64 characters", s)
 	}
-	if len(s) > 254 {
+	addr := local + "@" + domain
+	if len(addr) > 254 || len(SMTPAddress(addr)) > 254 {
 		return "", fmt.Errorf("email address %q is longer than 254 characters", s)
 	}
-	if err := checkDomain(domain); err != nil {
-		return "", fmt.Errorf("email address %q: %w", s, err)
+	return addr, nil
+}
+
+// canonicalLocal is the local part in NFC, unquoted when it is a quoted
+// dot-atom. A quoted string that needs its quotes (a space, say) is valid
+// (RFC 5321 section 4.1.2) but refused: the SMTP client and the To header
+// take the address as a bare local@domain, and section 4.1.2 itself asks
+// hosts to avoid mailboxes that need the quoted form.
+func canonicalLocal(l string) (string, error) {
+	if l == "" {
+		return "", fmt.Errorf("nothing before the @")
 	}
-	return local + "@" + domain, nil
+	if strings.HasPrefix(l, `"`) {
+		if len(l) < 2 || !strings.HasSuffix(l, `"`) {
+			return "", fmt.Errorf("the part before @ opens a quote it does not close")
+		}
+		inner := l[1 : len(l)-1]
+		if strings.ContainsAny(inner, `\"`) || !isDotAtom(norm.NFC.String(inner)) {
+			return "", fmt.Errorf("the part before @ is a quoted string (%s) with characters a plain address can't have, such as a space; "+
+				"RFC 5321 allows it but this list delivers only to addresses without quotes", l)
+		}
+		l = inner
+	}
+	l = norm.NFC.String(l)
+	if !isDotAtom(l) {
+		return "", fmt.Errorf("the part before @ (%s) has a character an address can't have unquoted, or a dot at its start, its end or twice in a row", l)
+	}
+	return l, nil
+}
+
+// isDotAtom reports whether s is a dot-atom (RFC 5322 section 3.2.3) of
+// atext, non-ASCII letters included (RFC 6532 section 3.2).
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("!#$%&'*+-/=?^_`{|}~.", r):
+		case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsMark(r) || unicode.IsNumber(r) || unicode.IsPunct(r) || unicode.IsSymbol(r)):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalDomain maps d to its one Unicode form: through the A-labels and
+// back, so that "bücher.example", "BÜCHER.example" and
+// "xn--bcher-kva.example" are one domain.
+func canonicalDomain(d string) (string, error) {
+	if d == "" {
+		return "", fmt.Errorf("nothing after the @")
+	}
+	if strings.HasPrefix(d, "[") {
+		return "", fmt.Errorf("the domain is an address literal (%s); use the host name", d)
+	}
+	a, err := idnaProfile.ToASCII(d)
+	if err != nil {
+		if cerr := checkDomain(strings.ToLower(d)); cerr != nil {
+			return "", cerr
+		}
+		return "", fmt.Errorf("the domain %q is not a valid domain name", d)
+	}
+	u, err := idnaProfile.ToUnicode(a)
+	if err != nil {
+		return "", fmt.Errorf("the domain %q is not a valid internationalised domain name", d)
+	}
+	if err := checkDomain(u); err != nil {
+		return "", err
+	}
+	return u, nil
 }
 
 // checkDomain accepts a dotted host name whose labels are letters, digits
@@ -57,9 +137,6 @@ func NormalizeAddress(s string) (string, error) {
 // internationalised domains (RFC 6531) are accepted. Address literals are
 // refused: no newsletter reader has one.
 func checkDomain(d string) error {
-	if !utf8.ValidString(d) {
-		return fmt.Errorf("the domain is not valid UTF-8")
-	}
 	labels := strings.Split(d, ".")
 	if len(labels) < 2 {
 		return fmt.Errorf("the domain %q has no dot (a typo for %s.com?)", d, d)
@@ -75,16 +152,65 @@ func checkDomain(d string) error {
 			return fmt.Errorf("the domain %q has a part that starts or ends with a hyphen", d)
 		}
 		for _, r := range l {
-			if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-				return fmt.Errorf("the domain %q contains %q", d, r)
+			if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) {
+				return fmt.Errorf("the domain %q contains %s", d, describeRune(r))
 			}
 		}
 	}
-	if tld := labels[len(labels)-1]; len(tld) < 2 {
+	if tld := labels[len(labels)-1]; utf8.RuneCountInString(tld) < 2 {
 		return fmt.Errorf("the domain %q ends in a one-letter part", d)
 	}
 	return nil
 }
+
+// forbiddenRune finds the first character an address must not hold: C0 and
+// C1 controls, and the invisible format characters (bidi embeddings,
+// overrides and isolates, zero-width characters, the BOM, the line and
+// paragraph separators) with which an address can be made to look like
+// another one, or to print as something else.
+func forbiddenRune(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' ||
+			unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// runeNames are the names of the characters most often found where they
+// should not be; the others are named by code point only.
+var runeNames = map[rune]string{
+	0x00: "NUL", 0x09: "CHARACTER TABULATION", 0x0A: "LINE FEED (a line break)", 0x0D: "CARRIAGE RETURN (a line break)",
+	0x7F: "DELETE", 0x85: "NEXT LINE (a line break)", 0x9B: "CONTROL SEQUENCE INTRODUCER",
+	0x200B: "ZERO WIDTH SPACE", 0x200C: "ZERO WIDTH NON-JOINER", 0x200D: "ZERO WIDTH JOINER",
+	0x200E: "LEFT-TO-RIGHT MARK", 0x200F: "RIGHT-TO-LEFT MARK",
+	0x2028: "LINE SEPARATOR", 0x2029: "PARAGRAPH SEPARATOR",
+	0x202A: "LEFT-TO-RIGHT EMBEDDING", 0x202B: "RIGHT-TO-LEFT EMBEDDING", 0x202C: "POP DIRECTIONAL FORMATTING",
+	0x202D: "LEFT-TO-RIGHT OVERRIDE", 0x202E: "RIGHT-TO-LEFT OVERRIDE",
+	0x2060: "WORD JOINER", 0x2066: "LEFT-TO-RIGHT ISOLATE", 0x2067: "RIGHT-TO-LEFT ISOLATE",
+	0x2068: "FIRST STRONG ISOLATE", 0x2069: "POP DIRECTIONAL ISOLATE", 0xFEFF: "ZERO WIDTH NO-BREAK SPACE (byte order mark)",
+}
+
+// describeRune names r for an error message: "U+202E RIGHT-TO-LEFT
+// OVERRIDE", or "U+0085 (a control character)", or a printable r quoted.
+func describeRune(r rune) string {
+	if n, ok := runeNames[r]; ok {
+		return fmt.Sprintf("U+%04X %s", r, n)
+	}
+	switch {
+	case unicode.IsControl(r):
+		return fmt.Sprintf("U+%04X (a control character)", r)
+	case !unicode.IsPrint(r):
+		return fmt.Sprintf("U+%04X (an invisible character)", r)
+	}
+	return fmt.Sprintf("%q", r)
+}
+
+// MaxNameLen bounds a subscriber's name, in characters, at every entrance:
+// a name is only a greeting, and one too long for a header line makes every
+// send to the person fail.
+const MaxNameLen = 100
 
 // CleanName makes a display name safe to store and put in a header: line
 // breaks and other control characters become spaces, runs of space collapse.
@@ -94,8 +220,16 @@ func CleanName(s string) string {
 			return ' '
 		}
 		return r
-	}, s)
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// CheckName refuses a name longer than MaxNameLen characters once cleaned.
+func CheckName(name string) error {
+	if n := utf8.RuneCountInString(CleanName(name)); n > MaxNameLen {
+		return fmt.Errorf("the name is %d characters long; at most %d are kept", n, MaxNameLen)
+	}
+	return nil
 }
 
 // idnaProfile validates internationalised domains as a lookup would
@@ -127,4 +261,15 @@ func SMTPAddress(addr string) string {
 		return addr // NormalizeAddress let no such domain in
 	}
 	return addr[:at+1] + a
+}
+
+// hashForms are the spellings of a canonical address whose keyed hashes may
+// be on the suppression list: the canonical one, and, for a Unicode domain,
+// the A-label one, which addresses typed in ASCII were kept as before every
+// address had one form.
+func hashForms(addr string) []string {
+	if a := SMTPAddress(addr); a != addr {
+		return []string{addr, a}
+	}
+	return []string{addr}
 }

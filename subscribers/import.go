@@ -39,7 +39,10 @@ func (e *ImportError) Error() string {
 type ImportResult struct {
 	Rows    int // data rows read
 	Added   int // new people
-	Updated int // people already on the list
+	Updated int // people already on the list whom the file changed
+	// Unchanged counts people already on the list as the file has them:
+	// nothing is written for them, not even a consent entry.
+	Unchanged int
 	// KeptUnsubscribed counts rows that would have confirmed someone who
 	// had left (or bounced); they stay as they are.
 	KeptUnsubscribed int
@@ -59,18 +62,20 @@ const importBatch = 500
 // bringing back someone who left: an unsubscribed or bounced person keeps
 // that status whatever the file says; a confirmed person is not set back to
 // pending; a file may still record that someone unsubscribed. Rows whose
-// address is suppressed (erased on request) are left out. Every stored row
-// gets an entry in the consent record. The CTE reports what it did.
+// address is suppressed (erased on request, under either hash of
+// hashForms) are left out. A row that changes nothing updates nothing and
+// gets no consent entry; every row that adds or changes someone gets one.
+// The CTE reports what it did: a row the upsert inserted has xmax 0, one it
+// updated has its own transaction's, and one it left alone isn't returned.
 const upsertRows = `
 WITH file AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[])
-        AS t(uuid, email, name, status, token_hash, email_hash)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::bytea[])
+        AS t(uuid, email, name, status, token_hash, email_hash, alt_hash)
 ), input AS (
-    SELECT * FROM file f WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = f.email_hash)
+    SELECT * FROM file f WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash IN (f.email_hash, f.alt_hash))
 ), existing AS (
-    SELECT s.id, lower(s.email) AS key, s.status FROM subscribers s
+    SELECT lower(s.email) AS key, s.status FROM subscribers s
     WHERE lower(s.email) IN (SELECT lower(email) FROM input)
-    FOR UPDATE
 ), upserted AS (
     INSERT INTO subscribers AS s (uuid, email, name, status, unsub_token_hash, confirmed_at, unsubscribed_at)
     SELECT uuid, email, name, status, token_hash,
@@ -91,15 +96,18 @@ WITH file AS (
             WHEN s.status NOT IN ('unsubscribed', 'bounced') AND excluded.status = 'unsubscribed' THEN now()
             ELSE s.unsubscribed_at END,
         updated_at = now()
-    RETURNING s.id, lower(s.email) AS key
+    WHERE (excluded.name <> '' AND excluded.name <> s.name)
+       OR (s.status NOT IN ('unsubscribed', 'bounced') AND excluded.status <> s.status
+           AND excluded.status IN ('unsubscribed', 'confirmed'))
+    RETURNING s.id, lower(s.email) AS key, s.xmax = 0 AS inserted
 ), consented AS (
     INSERT INTO consents (subscriber_id, email_hash, action, method, detail)
     SELECT u.id, i.email_hash, 'import', 'import', 'status=' || i.status
     FROM upserted u JOIN input i ON lower(i.email) = u.key
 )
 SELECT
-    (SELECT count(*) FROM upserted u WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.key = u.key)) AS added,
-    (SELECT count(*) FROM existing) AS updated,
+    (SELECT count(*) FROM upserted WHERE inserted) AS added,
+    (SELECT count(*) FROM upserted WHERE NOT inserted) AS updated,
     (SELECT count(*) FROM existing e JOIN input i ON lower(i.email) = e.key
         WHERE e.status IN ('unsubscribed', 'bounced') AND i.status = 'confirmed') AS kept,
     (SELECT count(*) FROM file) - (SELECT count(*) FROM input) AS suppressed`
@@ -189,7 +197,6 @@ func (im *importer) readRows(ctx context.Context, cr *csv.Reader) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if !errors.As(err, &pe) {
@@ -200,6 +207,8 @@ func (im *importer) readRows(ctx context.Context, cr *csv.Reader) error {
 			}
 			continue
 		}
+		// After the error check: FieldPos panics when the read failed.
+		line, _ := cr.FieldPos(0)
 		im.res.Rows++
 		email, name, status, err := im.row(rec, line)
 		if err != nil {
@@ -209,7 +218,8 @@ func (im *importer) readRows(ctx context.Context, cr *csv.Reader) error {
 			continue
 		}
 		id := newUUID()
-		im.batch.add(id, email, name, status, HashToken(im.store.Tokens.Unsubscribe(id)), im.store.Tokens.AddressHash(email))
+		keys := im.store.suppressionKeys(email)
+		im.batch.add(id, email, name, status, HashToken(im.store.Tokens.Unsubscribe(id)), keys[0], keys[len(keys)-1])
 		if len(im.batch.email) >= importBatch {
 			if err := im.flush(ctx); err != nil {
 				return err
@@ -259,6 +269,7 @@ func (im *importer) flush(ctx context.Context) error {
 	im.res.Updated += c.Updated
 	im.res.KeptUnsubscribed += c.Kept
 	im.res.Suppressed += c.Suppressed
+	im.res.Unchanged += len(im.batch.email) - c.Added - c.Updated - c.Suppressed
 	return nil
 }
 
@@ -277,6 +288,9 @@ func parseRow(rec []string, cols map[string]int, defaultStatus Status) (email, n
 	if strings.ContainsAny(raw, "\r\n") {
 		return "", "", "", fmt.Errorf("the name contains a line break")
 	}
+	if err := CheckName(raw); err != nil {
+		return "", "", "", err
+	}
 	name = CleanName(raw)
 	status = defaultStatus
 	if st := field("status"); st != "" {
@@ -290,18 +304,19 @@ func parseRow(rec []string, cols map[string]int, defaultStatus Status) (email, n
 // importRows is one batch in the column-wise shape unnest() takes.
 type importRows struct {
 	uuid, email, name, status []string
-	hash, emailHash           [][]byte
+	hash, emailHash, altHash  [][]byte
 }
 
-func (b *importRows) add(uuid, email, name string, status Status, hash, emailHash []byte) {
+func (b *importRows) add(uuid, email, name string, status Status, hash, emailHash, altHash []byte) {
 	b.uuid = append(b.uuid, uuid)
 	b.email = append(b.email, email)
 	b.name = append(b.name, name)
 	b.status = append(b.status, string(status))
 	b.hash = append(b.hash, hash)
 	b.emailHash = append(b.emailHash, emailHash)
+	b.altHash = append(b.altHash, altHash)
 }
 
 func (b *importRows) upsert(ctx context.Context, tx *sqlx.Tx, dst any) error {
-	return tx.GetContext(ctx, dst, upsertRows, pq.Array(b.uuid), pq.Array(b.email), pq.Array(b.name), pq.Array(b.status), pq.ByteaArray(b.hash), pq.ByteaArray(b.emailHash))
+	return tx.GetContext(ctx, dst, upsertRows, pq.Array(b.uuid), pq.Array(b.email), pq.Array(b.name), pq.Array(b.status), pq.ByteaArray(b.hash), pq.ByteaArray(b.emailHash), pq.ByteaArray(b.altHash))
 }

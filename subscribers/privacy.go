@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lib/pq"
+
 	"newsletter/delivery"
 )
 
@@ -79,7 +81,7 @@ func (s *Store) ExportPerson(ctx context.Context, email string) (*Export, error)
 	if err := s.DB.SelectContext(ctx, &x.Deliveries, exportDeliveries, sub.ID); err != nil {
 		return nil, fmt.Errorf("export subscriber %d: deliveries: %w", sub.ID, err)
 	}
-	if err := s.DB.GetContext(ctx, &x.Suppressed, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $1)`, h); err != nil {
+	if err := s.DB.GetContext(ctx, &x.Suppressed, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ANY($1::bytea[]))`, pq.ByteaArray(s.suppressionKeys(sub.Email))); err != nil {
 		return nil, fmt.Errorf("export subscriber %d: suppression: %w", sub.ID, err)
 	}
 	return x, nil
@@ -130,7 +132,7 @@ func (s *Store) Erase(ctx context.Context, email string, src Source) (*Erasure, 
 	}
 	defer tx.Rollback()
 	var sub Subscriber
-	if err := tx.GetContext(ctx, &sub, lockSubscriberByEmail, email); errors.Is(err, sql.ErrNoRows) {
+	if err := tx.GetContext(ctx, &sub, lockSubscriberByEmail, lookupForm(email)); errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	} else if err != nil {
 		return nil, fmt.Errorf("erase: find subscriber: %w", err)
@@ -176,7 +178,7 @@ func (s *Store) Erase(ctx context.Context, email string, src Source) (*Erasure, 
 // Suppressed tells whether the address is on the suppression list.
 func (s *Store) Suppressed(ctx context.Context, email string) (bool, error) {
 	var ok bool
-	err := s.DB.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $1)`, s.Tokens.AddressHash(email))
+	err := s.DB.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ANY($1::bytea[]))`, pq.ByteaArray(s.suppressionKeys(lookupForm(email))))
 	if err != nil {
 		return false, fmt.Errorf("check suppression list: %w", err)
 	}

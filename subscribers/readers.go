@@ -2,9 +2,7 @@ package subscribers
 
 import (
 	"context"
-	"crypto/subtle"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -73,10 +71,12 @@ func (p ConfirmPolicy) WithDefaults() ConfirmPolicy {
 type Mailing struct {
 	SubscriberID int64
 	Purpose      Purpose
-	To           string // the address to mail: the subscriber's, or the new one for a change of address
-	Name         string
-	Token        string
-	ExpiresAt    time.Time
+	// To is the address to mail: the subscriber's, or the new one for a
+	// change of address. There is no name: whoever typed the address in
+	// the form typed the name too, and the owner hasn't confirmed it.
+	To        string
+	Token     string
+	ExpiresAt time.Time
 }
 
 // SignUpResult says what a sign-up did. The page shows the same thing
@@ -125,6 +125,10 @@ const lockSubscriber = `SELECT ` + subscriberColumns + ` FROM subscribers WHERE 
 // erased on request may sign up again this way: the confirmation is the
 // person's own, fresh consent.
 //
+// The name is kept only for a new address: anyone may type any address in
+// the form, so a sign-up of a known one must not change the name its owner
+// (or an editor) gave.
+//
 // Concurrent sign-ups of one address are serialised on its row, so a
 // double-submitted form makes one subscriber and one email.
 func (s *Store) SignUp(ctx context.Context, email, name string, src Source) (SignUpResult, error) {
@@ -133,7 +137,9 @@ func (s *Store) SignUp(ctx context.Context, email, name string, src Source) (Sig
 	if err != nil {
 		return res, err
 	}
-	name = CleanName(name)
+	if err := CheckName(name); err != nil {
+		return res, err
+	}
 	tx, err := s.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("sign up: begin: %w", err)
@@ -142,7 +148,7 @@ func (s *Store) SignUp(ctx context.Context, email, name string, src Source) (Sig
 
 	id := newUUID()
 	var sub Subscriber
-	err = tx.GetContext(ctx, &sub, insertPending, id, addr, name, HashToken(s.Tokens.Unsubscribe(id)))
+	err = tx.GetContext(ctx, &sub, insertPending, id, addr, CleanName(name), HashToken(s.Tokens.Unsubscribe(id)))
 	inserted := err == nil
 	if errors.Is(err, sql.ErrNoRows) {
 		// The address is known. ON CONFLICT waited for any transaction
@@ -158,29 +164,44 @@ func (s *Store) SignUp(ctx context.Context, email, name string, src Source) (Sig
 		res.Outcome = "new"
 	case sub.Status == Confirmed:
 		res.Outcome = "confirmed"
-		return res, tx.Commit()
 	case sub.Status == Pending:
 		res.Outcome = "pending"
-		if name != "" && name != sub.Name {
-			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET name = $2, updated_at = now() WHERE id = $1`, sub.ID, name); err != nil {
-				return res, fmt.Errorf("sign up: update name of subscriber %d: %w", sub.ID, err)
-			}
-			sub.Name = name
-		}
 	default:
 		// Left or bounced: nothing changes until the link is pressed.
 		res.Outcome = "returning"
 	}
-	if err := s.recordConsent(ctx, tx, sub.ID, sub.Email, ActionSignUp, src, "status="+string(sub.Status)); err != nil {
-		return res, err
-	}
-	if res.Mailing, err = s.newToken(ctx, tx, &sub, PurposeConfirm, sub.Email); err != nil {
+	if res.Mailing, err = s.signUpRecord(ctx, tx, &sub, src, res.Outcome == "confirmed"); err != nil {
 		return res, err
 	}
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("sign up: commit: %w", err)
 	}
 	return res, nil
+}
+
+// signUpRecord writes a sign-up's consent entry and confirmation token.
+// For a confirmed subscriber it does the same work and then undoes it
+// (a savepoint rolled back): the form answers every address in the same
+// time, so timing tells nobody who is subscribed.
+func (s *Store) signUpRecord(ctx context.Context, tx *sqlx.Tx, sub *Subscriber, src Source, undo bool) (*Mailing, error) {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT sign_up`); err != nil {
+		return nil, fmt.Errorf("sign up: savepoint: %w", err)
+	}
+	if err := s.recordConsent(ctx, tx, sub.ID, sub.Email, ActionSignUp, src, "status="+string(sub.Status)); err != nil {
+		return nil, err
+	}
+	m, err := s.newToken(ctx, tx, sub, PurposeConfirm, sub.Email)
+	if err != nil {
+		return nil, err
+	}
+	end := `RELEASE SAVEPOINT sign_up`
+	if undo {
+		end, m = `ROLLBACK TO SAVEPOINT sign_up`, nil
+	}
+	if _, err := tx.ExecContext(ctx, end); err != nil {
+		return nil, fmt.Errorf("sign up: %s: %w", end, err)
+	}
+	return m, nil
 }
 
 // RequestConfirmation is "subscribe again" on the page of someone who left
@@ -248,122 +269,6 @@ func (s *Store) RequestAddressChange(ctx context.Context, subscriberID int64, ne
 	return m, nil
 }
 
-// tokenLockClass is the first key of the advisory locks that serialise the
-// confirmation emails of one address (the two-key form, whose key space is
-// apart from the migrations' one-key lock).
-const tokenLockClass = 0x6e6c746b // "nltk"
-
-const recentTokens = `
-SELECT count(*) AS n,
-       count(*) FILTER (WHERE created_at > now() - $3 * interval '1 second') AS recent
-FROM subscriber_tokens
-WHERE address_hash = $1 AND created_at > now() - $2 * interval '1 second'`
-
-const insertToken = `
-INSERT INTO subscriber_tokens (token_hash, subscriber_id, purpose, new_email, address_hash, expires_at)
-VALUES ($1, $2, $3, $4, $5, now() + $6 * interval '1 second')
-RETURNING expires_at`
-
-// newToken makes a token for sub mailed to `to`, unless `to` had its share
-// of emails (then nil). It holds a transaction-scoped advisory lock on the
-// address while it counts and inserts, so two requests at once can't both
-// pass the limit.
-func (s *Store) newToken(ctx context.Context, tx *sqlx.Tx, sub *Subscriber, p Purpose, to string) (*Mailing, error) {
-	pol := s.Confirm.WithDefaults()
-	h := s.Tokens.AddressHash(to)
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, tokenLockClass, int32(binary.BigEndian.Uint32(h))); err != nil {
-		return nil, fmt.Errorf("lock confirmation emails of subscriber %d: %w", sub.ID, err)
-	}
-	var c struct {
-		N      int `db:"n"`
-		Recent int `db:"recent"`
-	}
-	if err := tx.GetContext(ctx, &c, recentTokens, h, pol.Window.Seconds(), pol.Gap.Seconds()); err != nil {
-		return nil, fmt.Errorf("count confirmation emails of subscriber %d: %w", sub.ID, err)
-	}
-	if c.N >= pol.PerWindow || c.Recent > 0 {
-		return nil, nil
-	}
-	tok := newRandomToken()
-	var newEmail any
-	if p == PurposeChangeAddress {
-		newEmail = to
-	}
-	m := &Mailing{SubscriberID: sub.ID, Purpose: p, To: to, Name: sub.Name, Token: tok}
-	if err := tx.GetContext(ctx, &m.ExpiresAt, insertToken, HashToken(tok), sub.ID, p, newEmail, h, pol.TTL.Seconds()); err != nil {
-		return nil, fmt.Errorf("store %s token of subscriber %d: %w", p, sub.ID, err)
-	}
-	return m, nil
-}
-
-// TokenInfo is what a confirmation page shows before the button is pressed.
-type TokenInfo struct {
-	SubscriberID int64
-	Purpose      Purpose
-	Email        string  // the subscription's address now
-	NewEmail     *string // for PurposeChangeAddress
-	Status       Status
-	ExpiresAt    time.Time
-}
-
-// The expiry is decided by the database's clock, the one that wrote
-// expires_at.
-const selectToken = `
-SELECT t.token_hash, t.subscriber_id, t.purpose, t.new_email, t.expires_at, t.used_at,
-       t.expires_at <= now() AS expired, s.email, s.status
-FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id
-WHERE t.token_hash = $1`
-
-// tokenRow is TokenInfo as scanned (sqlx needs exported fields).
-type tokenRow struct {
-	Hash         []byte     `db:"token_hash"`
-	SubscriberID int64      `db:"subscriber_id"`
-	Purpose      Purpose    `db:"purpose"`
-	NewEmail     *string    `db:"new_email"`
-	ExpiresAt    time.Time  `db:"expires_at"`
-	UsedAt       *time.Time `db:"used_at"`
-	Expired      bool       `db:"expired"`
-	Email        string     `db:"email"`
-	Status       Status     `db:"status"`
-}
-
-// findToken looks the token up by its hash, then checks it against the
-// stored hash in constant time, and says whether it can still be used.
-func findToken(ctx context.Context, q sqlx.QueryerContext, token, suffix string) (*tokenRow, error) {
-	if len(token) != 43 {
-		return nil, ErrTokenNotFound
-	}
-	h := HashToken(token)
-	var t tokenRow
-	err := sqlx.GetContext(ctx, q, &t, selectToken+suffix, h)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrTokenNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find token: %w", err)
-	}
-	if subtle.ConstantTimeCompare(t.Hash, h) != 1 {
-		return nil, ErrTokenNotFound
-	}
-	switch {
-	case t.UsedAt != nil:
-		return &t, ErrTokenUsed
-	case t.Expired:
-		return &t, ErrTokenExpired
-	}
-	return &t, nil
-}
-
-// LookupToken tells what a mailed token would do, for the page whose
-// button does it; it changes nothing (link scanners fetch links).
-func (s *Store) LookupToken(ctx context.Context, token string) (*TokenInfo, error) {
-	t, err := findToken(ctx, s.DB, token, "")
-	if err != nil {
-		return nil, err
-	}
-	return &TokenInfo{SubscriberID: t.SubscriberID, Purpose: t.Purpose, Email: t.Email, NewEmail: t.NewEmail, Status: t.Status, ExpiresAt: t.ExpiresAt}, nil
-}
-
 // Confirmation says what pressing a token did.
 type Confirmation struct {
 	SubscriberID int64
@@ -416,7 +321,7 @@ func (s *Store) ConfirmToken(ctx context.Context, token string, src Source) (*Co
 	}
 	// The person has just asked, from the address, to be on the list: an
 	// erasure's suppression of it no longer applies.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM suppressions WHERE email_hash = $1`, s.Tokens.AddressHash(res.Email)); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM suppressions WHERE email_hash = ANY($1::bytea[])`, pq.ByteaArray(s.suppressionKeys(res.Email))); err != nil {
 		return nil, fmt.Errorf("confirm subscriber %d: lift suppression: %w", t.SubscriberID, err)
 	}
 	// Single use, and the person's other links of the same kind go with it.
@@ -442,6 +347,9 @@ func (s *Store) ConfirmToken(ctx context.Context, token string, src Source) (*Co
 // ChangeName sets the subscriber's display name (cleaned by CleanName, so
 // nothing in it can break a header).
 func (s *Store) ChangeName(ctx context.Context, subscriberID int64, name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
 	_, err := s.DB.ExecContext(ctx, `UPDATE subscribers SET name = $2, updated_at = now() WHERE id = $1`, subscriberID, CleanName(name))
 	if err != nil {
 		return fmt.Errorf("change name of subscriber %d: %w", subscriberID, err)
@@ -479,18 +387,4 @@ func (s *Store) UnsubscribeBy(ctx context.Context, sub *Subscriber, src Source) 
 		return false, fmt.Errorf("unsubscribe %d: %w", sub.ID, err)
 	}
 	return n > 0, nil
-}
-
-// PruneTokens deletes tokens that expired more than a day ago: they are
-// kept that long after expiry only so the page can still say "expired"
-// rather than "not valid", and the per-address limit never looks back past
-// ConfirmPolicy.Window.
-func (s *Store) PruneTokens(ctx context.Context) (int64, error) {
-	pol := s.Confirm.WithDefaults()
-	keep := max(24*time.Hour, pol.Window)
-	r, err := s.DB.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE expires_at < now() - $1 * interval '1 second'`, keep.Seconds())
-	if err != nil {
-		return 0, fmt.Errorf("prune expired tokens: %w", err)
-	}
-	return r.RowsAffected()
 }

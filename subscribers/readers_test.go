@@ -362,7 +362,7 @@ func TestInternationalisedAddresses(t *testing.T) {
 		"reader@Bücher.example":    "reader@bücher.example",
 		"reader@BÜCHER.example":    "reader@bücher.example",
 		"jürgen@müller.de":         "jürgen@müller.de",
-		"reader@xn--bcher-kva.com": "reader@xn--bcher-kva.com",
+		"reader@xn--bcher-kva.com": "reader@bücher.com", // one form however written
 	} {
 		got, err := subscribers.NormalizeAddress(in)
 		if err != nil || got != want {

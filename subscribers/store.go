@@ -30,7 +30,7 @@ WITH s AS (
     SELECT $1, $2, $3, $4::text, $5,
            CASE WHEN $4::text = 'confirmed' THEN now() END,
            CASE WHEN $4::text = 'unsubscribed' THEN now() END
-    WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $6)
+    WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ANY($7::bytea[]))
     RETURNING ` + subscriberColumns + `
 ), c AS (
     INSERT INTO consents (subscriber_id, email_hash, action, method, detail)
@@ -46,9 +46,13 @@ func (s *Store) Add(ctx context.Context, email, name string, status Status) (*Su
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
 	id := newUUID()
 	var sub Subscriber
-	err = s.DB.GetContext(ctx, &sub, insertSubscriber, id, addr, CleanName(name), status, HashToken(s.Tokens.Unsubscribe(id)), s.Tokens.AddressHash(addr))
+	err = s.DB.GetContext(ctx, &sub, insertSubscriber, id, addr, CleanName(name), status, HashToken(s.Tokens.Unsubscribe(id)),
+		s.Tokens.AddressHash(addr), pq.ByteaArray(s.suppressionKeys(addr)))
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
 		return nil, fmt.Errorf("add subscriber: %w", ErrExists)
@@ -76,8 +80,10 @@ func (s *Store) Get(ctx context.Context, id int64) (*Subscriber, error) {
 	return &sub, nil
 }
 
-// ByEmail returns the subscriber with that address (case-insensitive).
+// ByEmail returns the subscriber with that address, however it is spelt
+// (case-insensitive, in its canonical form: NormalizeAddress).
 func (s *Store) ByEmail(ctx context.Context, email string) (*Subscriber, error) {
+	email = lookupForm(email)
 	var sub Subscriber
 	err := s.DB.GetContext(ctx, &sub, `SELECT `+subscriberColumns+` FROM subscribers WHERE lower(email) = lower($1)`, email)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -174,4 +180,23 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// lookupForm is the canonical form of an address typed to look someone up,
+// or the address as typed when it has none (an erased placeholder, say).
+func lookupForm(email string) string {
+	if a, err := NormalizeAddress(email); err == nil {
+		return a
+	}
+	return email
+}
+
+// suppressionKeys are the keyed hashes under which the canonical address
+// addr may be on the suppression list (see hashForms).
+func (s *Store) suppressionKeys(addr string) [][]byte {
+	var keys [][]byte
+	for _, f := range hashForms(addr) {
+		keys = append(keys, s.Tokens.AddressHash(f))
+	}
+	return keys
 }

@@ -28,7 +28,7 @@ func TestNormalizeAddress(t *testing.T) {
 		"  Ada.L@Example.COM ":    "Ada.L@example.com",
 		"o'brien+news@mail.co.uk": "o'brien+news@mail.co.uk",
 		"jürgen@müller.de":        "jürgen@müller.de",
-		"reader@xn--mller-kva.de": "reader@xn--mller-kva.de",
+		"reader@xn--mller-kva.de": "reader@müller.de",
 	}
 	for in, want := range good {
 		got, err := subscribers.NormalizeAddress(in)

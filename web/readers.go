@@ -7,15 +7,11 @@ import (
 	"net/mail"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"newsletter/mailer"
 	"newsletter/subscribers"
 	"newsletter/templates"
 )
-
-// maxNameLen bounds a name typed on a page, in characters.
-const maxNameLen = 100
 
 // maxFormBytes bounds a form's body: an address, a name and a token fit in
 // far less.
@@ -95,8 +91,8 @@ func addressError(err error) string {
 }
 
 func nameError(name string) string {
-	if utf8.RuneCountInString(subscribers.CleanName(name)) > maxNameLen {
-		return fmt.Sprintf("Please shorten the name to %d characters or fewer.", maxNameLen)
+	if subscribers.CheckName(name) != nil {
+		return fmt.Sprintf("Please shorten the name to %d characters or fewer.", subscribers.MaxNameLen)
 	}
 	return ""
 }
@@ -267,7 +263,6 @@ func (s *Server) mailConfirmation(m *subscribers.Mailing) {
 	}
 	msg, err := s.Templates.ConfirmEmail(templates.ConfirmEmail{
 		SiteName:      s.SiteName,
-		Name:          m.Name,
 		Email:         m.To,
 		ConfirmURL:    s.BaseURL + "/confirm/" + m.Token,
 		ChangeAddress: m.Purpose == subscribers.PurposeChangeAddress,
@@ -279,8 +274,10 @@ func (s *Server) mailConfirmation(m *subscribers.Mailing) {
 		return
 	}
 	s.Outbox.Enqueue(m.SubscriberID, mailer.Message{
-		From:    s.From,
-		To:      &mail.Address{Name: m.Name, Address: subscribers.SMTPAddress(m.To)},
+		From: s.From,
+		// No name: the owner of the address hasn't confirmed the one typed
+		// in the form, and it would be mailed from the newsroom's domain.
+		To:      &mail.Address{Address: subscribers.SMTPAddress(m.To)},
 		Subject: msg.Subject,
 		Text:    msg.Text,
 		HTML:    msg.HTML,

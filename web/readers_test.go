@@ -206,8 +206,13 @@ func TestSignUpConfirmOverHTTP(t *testing.T) {
 		hdr.Header.Get("Precedence") != "" || hdr.Header.Get("X-Auto-Response-Suppress") != "" {
 		t.Errorf("confirmation email headers: %v", hdr.Header)
 	}
-	if !strings.Contains(text, "Hello Ada Lovelace,") || !strings.Contains(text, "7 days") {
+	// The name is what whoever typed the address typed: the owner hasn't
+	// confirmed it, so the mail greets nobody by it and has none in To.
+	if !strings.Contains(text, "Hello,") || strings.Contains(text, "Ada Lovelace") || !strings.Contains(text, "7 days") {
 		t.Errorf("text part:\n%s", text)
+	}
+	if to := hdr.Header.Get("To"); to != "<ada@example.com>" && to != "ada@example.com" {
+		t.Errorf("To: %q, want the address alone", to)
 	}
 	link := confirmLink(t, msgs[0])
 	if !strings.HasPrefix(link, f.base+"/confirm/") {
@@ -330,7 +335,7 @@ func TestSignUpRefusesBadAddressesClearly(t *testing.T) {
 		"ada example.com":   "not an email address",
 		"":                  "empty",
 		"ada@exa_mple.com":  "contains",
-		"ada@example..com":  "not an email address",
+		"ada@example..com":  "two dots in a row",
 		"Ada <a@b.example>": "not an email address",
 	} {
 		code, page := f.browser(t).signUp(addr, "")
@@ -572,7 +577,7 @@ func TestHeaderInjectionInName(t *testing.T) {
 		t.Fatalf("headers after a name with line breaks: %v", m.Header)
 	}
 	to, err := mail.ParseAddress(m.Header.Get("To"))
-	if err != nil || to.Address != "ada@example.com" || to.Name != "Ada Bcc: victim@example.com Subject: Free money" {
+	if err != nil || to.Address != "ada@example.com" || to.Name != "" {
 		t.Fatalf("To: %q (%v)", m.Header.Get("To"), err)
 	}
 	s := f.byEmail(t, "ada@example.com")

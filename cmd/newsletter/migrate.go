@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"slices"
 	"time"
 
 	"newsletter/delivery"
@@ -31,6 +32,27 @@ func migrate(ctx context.Context, a *app, _ []string) error {
 		return nil
 	}
 	fmt.Fprintf(a.stdout, "applied migrations %v; schema is at version %d\n", applied, migrations.Latest())
+	if slices.Contains(applied, 11) {
+		return printMerges(ctx, a)
+	}
+	return nil
+}
+
+// printMerges says which subscribers migration 0011 merged, having found
+// them to be one mailbox under two spellings.
+func printMerges(ctx context.Context, a *app) error {
+	var merges []struct {
+		Dropped    int64 `db:"dropped_id"`
+		Kept       int64 `db:"kept_id"`
+		Duplicates int   `db:"duplicate_deliveries"`
+	}
+	if err := a.db.SelectContext(ctx, &merges, `SELECT dropped_id, kept_id, duplicate_deliveries FROM subscriber_merges ORDER BY dropped_id`); err != nil {
+		return fmt.Errorf("read the merges of migration 0011: %w", err)
+	}
+	fmt.Fprintf(a.stdout, "one address form: %d subscriber(s) merged into another of the same mailbox, consent record and deliveries moved along\n", len(merges))
+	for _, m := range merges {
+		fmt.Fprintf(a.stdout, "  subscriber %d merged into %d (%d edition(s) delivered to both: one delivery kept)\n", m.Dropped, m.Kept, m.Duplicates)
+	}
 	return nil
 }
 

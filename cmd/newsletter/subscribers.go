@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"newsletter/subscribers"
@@ -47,7 +48,9 @@ var subscribersAdd = &command{
 }
 
 var subscribersList = &command{
-	usage: "subscribers list [--status S]\n\nLists the subscribers as tab-separated lines.",
+	usage: "subscribers list [--status S]\n\nLists the subscribers as tab-separated lines. A spreadsheet opens them, so a cell that\n" +
+		"starts with = + - @, a tab or a carriage return is written with a ' in front, which keeps a\n" +
+		"spreadsheet from running it as a formula (OWASP: CSV injection).",
 	needs: needDB,
 	setup: func(fs *flag.FlagSet) runFunc {
 		var status subscribers.Status
@@ -109,8 +112,8 @@ func importSubscribers(ctx context.Context, a *app, file string, status subscrib
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	fmt.Fprintf(a.stdout, "imported %d rows: %d added, %d updated, %d kept unsubscribed, %d suppressed (erased on request)\n",
-		res.Rows, res.Added, res.Updated, res.KeptUnsubscribed, res.Suppressed)
+	fmt.Fprintf(a.stdout, "imported %d rows: %d added, %d updated, %d unchanged, %d kept unsubscribed, %d suppressed (erased on request)\n",
+		res.Rows, res.Added, res.Updated, res.Unchanged, res.KeptUnsubscribed, res.Suppressed)
 	return nil
 }
 
@@ -120,7 +123,7 @@ func listSubscribers(ctx context.Context, a *app, status subscribers.Status) err
 	w := bufio.NewWriter(a.stdout)
 	fmt.Fprintln(w, "id\temail\tname\tstatus\tcreated")
 	err := a.subscribers().Each(ctx, status, func(s subscribers.Subscriber) error {
-		_, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", s.ID, s.Email, s.Name, s.Status, s.CreatedAt.UTC().Format(time.RFC3339))
+		_, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", s.ID, spreadsheetCell(s.Email), spreadsheetCell(s.Name), s.Status, s.CreatedAt.UTC().Format(time.RFC3339))
 		return err
 	})
 	if err != nil {
@@ -166,4 +169,15 @@ func notFound(ctx context.Context, store *subscribers.Store, email string) error
 		return fmt.Errorf("no subscriber has that address; it was erased on request and is on the suppression list")
 	}
 	return fmt.Errorf("no subscriber has that address")
+}
+
+// spreadsheetCell neutralises a cell a spreadsheet would take for a formula
+// (=HYPERLINK(...), +cmd|..., @SUM(...)): a leading ' makes it text, as
+// OWASP's advice on CSV injection has it. The cells of an export are what
+// people typed in the form, so any of them may be one.
+func spreadsheetCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
