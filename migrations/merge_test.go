@@ -11,24 +11,6 @@ import (
 	"newsletter/migrations"
 )
 
-// partitionDeliveries turns a plain deliveries table into one partitioned
-// by month, as the history migration does, so that 0011 is tried on both
-// shapes; a table already partitioned is left as it is.
-func partitionDeliveries(t *testing.T, db *sqlx.DB) {
-	t.Helper()
-	var kind string
-	db.Get(&kind, `SELECT relkind FROM pg_class WHERE oid = 'deliveries'::regclass`)
-	if kind == "p" {
-		return
-	}
-	db.MustExec(`ALTER TABLE deliveries RENAME TO deliveries_plain;
-		CREATE TABLE deliveries (LIKE deliveries_plain INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (created_at);
-		ALTER TABLE deliveries ADD UNIQUE (edition_id, subscriber_id, created_at);
-		CREATE TABLE deliveries_all PARTITION OF deliveries FOR VALUES FROM (MINVALUE) TO (MAXVALUE);
-		ALTER SEQUENCE deliveries_id_seq OWNED BY NONE;
-		DROP TABLE deliveries_plain;`)
-}
-
 // Subscribers stored under two spellings of one mailbox become one, keeping
 // both consent records and delivery histories; the pair's deliveries of
 // one edition become one, the sent one kept.
@@ -40,16 +22,19 @@ func TestUpgradeTo0011MergesOneMailbox(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			db := pgtest.New(t)
-			migrateTo(t, db, 10)
+			// Before 0010 deliveries is a plain table, and 0010 moves
+			// its rows into the month-partitioned one before 0011 runs.
 			if partitioned {
-				partitionDeliveries(t, db)
+				migrateTo(t, db, 10)
+			} else {
+				migrateTo(t, db, 9)
 			}
-			testMerge(t, db)
+			testMerge(t, db, partitioned)
 		})
 	}
 }
 
-func testMerge(t *testing.T, db *sqlx.DB) {
+func testMerge(t *testing.T, db *sqlx.DB, partitioned bool) {
 	h := func(b byte) []byte { return append(make([]byte, 31), b) }
 	// 1 and 2 are one mailbox (A-label and Unicode); 2 unsubscribed later,
 	// so 2's decision stands. 3 and 4 are one mailbox (NFD and NFC local
@@ -63,15 +48,22 @@ func testMerge(t *testing.T, db *sqlx.DB) {
 	db.MustExec(`INSERT INTO consents (subscriber_id, email_hash, action, method) VALUES
 		(1, $1, 'import', 'import'), (2, $2, 'signup', 'form'), (2, $2, 'unsubscribe', 'form'),
 		(3, $3, 'signup', 'form'), (4, $4, 'add', 'editor')`, h(1), h(2), h(3), h(4))
-	db.MustExec(`INSERT INTO editions (id, date, content, source_format) VALUES
-		(1, '2025-11-12', '{}', 'json'), (2, '2025-11-13', '{}', 'json'), (3, '2025-11-14', '{}', 'json')`)
+	db.MustExec(`INSERT INTO editions (id, date, content, source_format, send_started_at) VALUES
+		(1, '2025-11-12', '{}', 'json', '2025-11-12'), (2, '2025-11-13', '{}', 'json', '2025-11-13'),
+		(3, '2025-11-14', '{}', 'json', '2025-11-14')`)
+	month, monthValue := "", ""
+	if partitioned {
+		// The month of the sends, and its partition (migration 0010).
+		db.MustExec(`SELECT deliveries_partition('2025-11-01')`)
+		month, monthValue = ", send_month", ", '2025-11-01'"
+	}
 	// Edition 1 reached both 1 and 2 (sent to 1, failed to 2); edition 2
 	// only 1; edition 3 both, both sent.
-	db.MustExec(`INSERT INTO deliveries (edition_id, subscriber_id, status, message_id, sent_at, permanent) VALUES
-		(1, 1, 'sent', 'm1', now(), NULL), (1, 2, 'failed', 'm2', NULL, true),
-		(2, 1, 'sent', 'm3', now(), NULL),
-		(3, 1, 'sent', 'm4', now(), NULL), (3, 2, 'sent', 'm5', now(), NULL),
-		(1, 3, 'sent', 'm6', now(), NULL)`)
+	db.MustExec(`INSERT INTO deliveries (edition_id, subscriber_id, status, message_id, sent_at, permanent` + month + `) VALUES
+		(1, 1, 'sent', 'm1', now(), NULL` + monthValue + `), (1, 2, 'failed', 'm2', NULL, true` + monthValue + `),
+		(2, 1, 'sent', 'm3', now(), NULL` + monthValue + `),
+		(3, 1, 'sent', 'm4', now(), NULL` + monthValue + `), (3, 2, 'sent', 'm5', now(), NULL` + monthValue + `),
+		(1, 3, 'sent', 'm6', now(), NULL` + monthValue + `)`)
 
 	applied, err := migrations.Apply(context.Background(), db)
 	if err != nil {
