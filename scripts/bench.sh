@@ -25,6 +25,26 @@
 #   DATABASE_URL  use this server (databases sendbench_<n> are created on it)
 #                 instead of a throwaway cluster
 # `go run ./internal/cmd/sendbench -h` lists every flag.
+#
+# Comparing with listmonk (issue 11), by hand, not part of `make bench`:
+# build listmonk yourself (it is not vendored here) and pass the binary with
+# -listmonk. Each far-relay newsletter run is then followed by listmonk
+# sending the same edition (its HTML and text, through a template that adds
+# nothing) to the same readers on one confirmed list, through the same
+# delaying proxy, with app.concurrency and the SMTP max_conns set to the run's
+# connections; its own database listmonk_<n> on the same PostgreSQL, set up
+# with `listmonk --install`. Its row is timed from listmonk's start to its
+# campaign finished (enq_s: until it began sending, its campaign scan runs
+# every 5 s), CPU is listmonk's plus PostgreSQL's. To build it:
+#   git clone https://github.com/knadh/listmonk && cd listmonk
+#   mkdir -p frontend/dist && echo '<!doctype html>' > frontend/dist/index.html
+#   go build -o listmonk ./cmd && go install github.com/knadh/stuffbin/stuffbin
+#   stuffbin -a stuff -in listmonk -out listmonk config.toml.sample schema.sql \
+#     queries:/queries permissions.json static/public:/public \
+#     static/email-templates frontend/dist:/admin i18n:/i18n
+# (the stub admin UI is enough: the bench uses the API only), then e.g.
+#   BENCH_SIZES=1000 BENCH_REPEAT=1 BENCH_DELAY_CONNS=32 BENCH_DELAY_LIMIT=0 \
+#   BENCH_ARGS="-delay-repeat 2 -listmonk /path/to/listmonk" scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

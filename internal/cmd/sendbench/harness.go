@@ -103,12 +103,17 @@ func (h *harness) prepare(ctx context.Context, n int) (*bench, error) {
 
 func (h *harness) drop(ctx context.Context, b *bench) {
 	b.close()
+	h.dropDatabase(ctx, fmt.Sprintf("sendbench_%d", b.n))
+}
+
+// dropDatabase drops a database of the bench's, unless -keep-db: the disk a
+// million deliveries take is better given back now.
+func (h *harness) dropDatabase(ctx context.Context, name string) {
 	if h.o.keepDB {
 		return
 	}
 	if db, err := openAdmin(h.srv.adminURL); err == nil {
-		// The disk a million deliveries take is better given back now.
-		db.ExecContext(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS sendbench_%d`, b.n))
+		db.ExecContext(ctx, `DROP DATABASE IF EXISTS `+name)
 		db.Close()
 	}
 }
@@ -164,23 +169,39 @@ func (h *harness) size(ctx context.Context, n int, withDelay bool) error {
 }
 
 // delayRuns sends through a proxy that delays every reply, as a relay in
-// another region would, at each -delay-conns, with the baseline beside each.
+// another region would, at each -delay-conns, with the baseline beside each
+// and, with -listmonk, listmonk sending the same edition to the same readers.
 func (h *harness) delayRuns(ctx context.Context, b *bench) error {
 	p, err := startDelayProxy(h.sink.addr, h.o.delay)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	for _, c := range h.o.delayConns {
-		for _, v := range h.o.variants {
-			r, err := h.send(ctx, b, v, c, p.addr, p, h.o.delayLimit)
-			if err := h.keep(ctx, r, 1, err); err != nil {
+	var lm *listmonkBench
+	if h.o.listmonk != "" {
+		if lm, err = h.prepareListmonk(ctx, b); err != nil {
+			return err
+		}
+		defer h.dropListmonk(ctx, lm)
+	}
+	for rep := 1; rep <= h.o.delayRepeat; rep++ {
+		for _, c := range h.o.delayConns {
+			for _, v := range h.o.variants {
+				r, err := h.send(ctx, b, v, c, p.addr, p, h.o.delayLimit)
+				if err := h.keep(ctx, r, rep, err); err != nil {
+					return err
+				}
+			}
+			if lm != nil {
+				r, err := h.listmonkSend(ctx, lm, c, p, h.o.delayLimit)
+				if err := h.keep(ctx, r, rep, err); err != nil {
+					return err
+				}
+			}
+			r, err := h.baseline(ctx, b, c, p.addr, p, h.o.delayLimit)
+			if err := h.keep(ctx, r, rep, err); err != nil {
 				return err
 			}
-		}
-		r, err := h.baseline(ctx, b, c, p.addr, p, h.o.delayLimit)
-		if err := h.keep(ctx, r, 1, err); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -26,6 +26,8 @@ type options struct {
 	delayN        []int
 	delayConns    []int
 	delayLimit    time.Duration
+	delayRepeat   int
+	listmonk      string
 	limit         time.Duration
 	baselineLimit time.Duration
 	keepDB        bool
@@ -60,6 +62,8 @@ func parseOptions(args []string) (*options, error) {
 	delayN := fs.String("delay-n", "10000", "subscriber counts of the far-relay runs, comma-separated")
 	delayConns := fs.String("delay-conns", "2,32", "connections to try in the far-relay runs, comma-separated")
 	fs.DurationVar(&o.delayLimit, "delay-limit", 20*time.Second, "stop a far-relay run (SIGINT, a graceful stop) after this long and rate what was sent; 0: no limit")
+	fs.IntVar(&o.delayRepeat, "delay-repeat", 1, "rounds of the far-relay runs per size")
+	fs.StringVar(&o.listmonk, "listmonk", "", "a listmonk binary (built from github.com/knadh/listmonk, see scripts/bench.sh): each far-relay run of the newsletter is followed by listmonk sending the same edition to the same readers through the same delayed relay, at as many connections and workers")
 	fs.DurationVar(&o.limit, "limit", 0, "stop a newsletter run (SIGINT, a graceful stop: results recorded, leases handed back) after this long and rate what was sent; 0: no limit")
 	fs.DurationVar(&o.baselineLimit, "baseline-limit", 30*time.Second, "stop a baseline run after this long (its rate is steady within seconds); 0: no limit")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the databases (and the throwaway cluster, whose URL is printed) when done")
@@ -91,8 +95,8 @@ func parseOptions(args []string) (*options, error) {
 	if len(o.variants) == 0 {
 		o.variants = variants{{}}
 	}
-	if o.repeat < 1 || o.baselineConns < 1 {
-		return nil, fmt.Errorf("-repeat and -baseline-conns must be at least 1")
+	if o.repeat < 1 || o.baselineConns < 1 || o.delayRepeat < 1 {
+		return nil, fmt.Errorf("-repeat, -delay-repeat and -baseline-conns must be at least 1")
 	}
 	return o, nil
 }

@@ -332,6 +332,7 @@ func (p *report) targets() {
 		}
 	}
 	p.dkimLine()
+	p.listmonkLines()
 }
 
 // dkimLine compares the CPU per message of the runs signed with DKIM
