@@ -10,12 +10,15 @@ import (
 	"newsletter/subscribers"
 )
 
-// FuzzImport feeds the CSV importer any file: it never panics, a file it
-// takes is counted exactly (every row added, updated, unchanged or
-// suppressed), and what it stores is an address in its one form and a
-// name within the limit.
-func FuzzImport(f *testing.F) {
-	for _, s := range []string{
+// The CSV importer takes odd files without panicking, counts a file it
+// takes exactly (every row added, updated, unchanged or suppressed), and
+// stores addresses in their one form and names within the limit. The files
+// include what fuzzing found: a row that fails to parse once made the
+// importer read its position before the error (a panic). The importer's
+// parsing is fuzzed without a database by FuzzParseRow; this runs the whole
+// import, whose database round trips are too slow for a short fuzz run.
+func TestImportOddFiles(t *testing.T) {
+	files := []string{
 		"email\nada@example.com\n",
 		"name,email,status\n\"Brontë, Charlotte\",charlotte@example.com,confirmed\n",
 		"email,name\ndup@bücher.example,A\ndup@xn--bcher-kva.example,B\n",
@@ -23,18 +26,18 @@ func FuzzImport(f *testing.F) {
 		"email\n\"a\x00b\"@example.com\n",
 		"email,name\ny@example.com,\"Y\r\nBcc: z@example.com\"\n",
 		"email,name\nz@example.com,=HYPERLINK(\"x\")\n",
-	} {
-		f.Add(s)
+		"email\n\"a\x00b\"@example.com\n",
+		"email,name\n\"unterminated,x\n",
 	}
 	tok, err := subscribers.NewTokens([]byte(strings.Repeat("k", 32)))
 	if err != nil {
-		f.Fatal(err)
+		t.Fatal(err)
 	}
-	s := &subscribers.Store{DB: pgtest.New(f), Tokens: tok}
-	f.Fuzz(func(t *testing.T, file string) {
+	s := &subscribers.Store{DB: pgtest.New(t), Tokens: tok}
+	for _, file := range files {
 		res, err := s.Import(context.Background(), strings.NewReader(file), subscribers.Confirmed)
 		if err != nil {
-			return
+			continue
 		}
 		if n := res.Added + res.Updated + res.Unchanged + res.Suppressed; n != res.Rows {
 			t.Fatalf("%+v: %d rows accounted for, of %d", res, n, res.Rows)
@@ -52,5 +55,5 @@ func FuzzImport(f *testing.F) {
 		if err != nil || len(bad) > 0 {
 			t.Fatalf("after importing %q: %v %q", file, err, bad)
 		}
-	})
+	}
 }
