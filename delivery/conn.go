@@ -261,12 +261,18 @@ func (c *conn) work(ctx context.Context, jobs []Job) error {
 	return nil
 }
 
-// chunk is how many of the n jobs left go out in one stream: all of them,
-// since every pause in the stream costs the relay's round trip, but a group
-// at a time while a rate paces the send or the connection was slowed down
-// (the pause comes between groups), and no more than the connection may
-// still send (MaxPerConn).
+// streamBudget is about how many messages a process's connections hold
+// put together at once (each its recipient's own lines, a few KB): a
+// stream's messages are made before it starts.
+const streamBudget = 2000
+
+// chunk is how many of the n jobs left go out in one stream: as many as the
+// budget allows the connection, since every pause in the stream costs the
+// relay's round trip, but a group at a time while a rate paces the send or
+// the connection was slowed down (the pause comes between groups), and no
+// more than the connection may still send (MaxPerConn).
 func (c *conn) chunk(n int) int {
+	n = min(n, max(c.w.Group, streamBudget/c.w.Conns))
 	if c.slow > 0 || c.r.limits.paced() {
 		n = min(n, c.w.Group)
 	}
