@@ -32,7 +32,11 @@ type statusReport struct {
 		Sending         int64 `json:"sending"`
 	} `json:"counts"`
 	Workers []fleet.Worker `json:"workers"` // the live ones, whatever they send
-	failed  int64          // both kinds
+	// Pruned: the deliveries are gone (NEWSLETTER_RETENTION) and the counts
+	// are the summary kept, with the failures by reply code.
+	Pruned   bool               `json:"pruned,omitempty"`
+	Failures []delivery.Failure `json:"failures,omitempty"`
+	failed   int64              // both kinds
 }
 
 var statusCommand = &command{
@@ -70,11 +74,19 @@ func (a *app) status(ctx context.Context, date time.Time) (*edition.Stored, *sta
 	if err != nil {
 		return nil, nil, err
 	}
-	counts, err := (&delivery.Queue{DB: a.db}).Count(ctx, st.ID)
+	q := &delivery.Queue{DB: a.db}
+	counts, err := q.Count(ctx, st.ID)
 	if err != nil {
 		return nil, nil, err
 	}
 	r := &statusReport{failed: counts.Failed}
+	sum, err := q.Summary(ctx, st.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sum != nil {
+		r.Pruned, r.Failures = true, sum.Failures
+	}
 	r.Edition, r.State = st.Edition.DateString(), state.State()
 	if state.PauseReason != nil {
 		r.PauseReason = *state.PauseReason
@@ -137,6 +149,20 @@ func (r *statusReport) writeText(ctx context.Context, w *bufio.Writer, q *delive
 		r.Counts.Total, r.Counts.Sent, r.failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,
 		r.Counts.Skipped, r.Counts.Queued, r.Counts.Sending)
 	writeWorkers(w, r.Workers)
+	if r.Pruned {
+		fmt.Fprintln(w, "deliveries pruned (NEWSLETTER_RETENTION): the counts are the summary kept; failures by reply:")
+		for _, f := range r.Failures {
+			kind := "temporary"
+			if f.Permanent {
+				kind = "refused"
+			}
+			fmt.Fprintf(w, "  %d %s %s: %d\n", f.Code, f.Enhanced, kind, f.Count)
+		}
+		if undelivered {
+			fmt.Fprintln(w, "no list of recipients: it was pruned with the deliveries")
+		}
+		return nil
+	}
 	if !undelivered {
 		return nil
 	}

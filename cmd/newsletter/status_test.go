@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"newsletter/delivery"
 )
 
 // A send without a window has no deadline: NULL in the database, no send_by
@@ -88,5 +91,37 @@ func TestStatusListsLiveWorkers(t *testing.T) {
 	}
 	if text := h.must("status", "--date", "2025-11-13"); !strings.Contains(text, "workers 0 live\n") {
 		t.Fatalf("status after the worker stopped: %q", text)
+	}
+}
+
+// Once an edition's deliveries are pruned, `status` still tells its counts
+// and its failures by reply code, from the summary, and says the list of
+// recipients went with them.
+func TestStatusOfAPrunedEdition(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.smtp.RejectRcpt("zoe@example.com", 550, "5.1.1", "no such user")
+	h.must("send", "--date", "2025-11-13")
+	before := h.must("status", "--date", "2025-11-13")
+	q := &delivery.Queue{DB: h.db}
+	p, err := q.Prune(context.Background(), delivery.Retention{Months: 13}, time.Now().AddDate(0, 15, 0), time.Second)
+	if err != nil || len(p.Partitions) == 0 {
+		t.Fatalf("prune: %+v, %v", p, err)
+	}
+	out := h.must("status", "--date", "2025-11-13", "--undelivered")
+	counts := before[strings.Index(before, "recipients "):]
+	counts = counts[:strings.Index(counts, "\n")+1]
+	for _, want := range []string{counts, "deliveries pruned", "  550 5.1.1 refused: 1\n", "no list of recipients"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status of the pruned edition lacks %q:\n%s", want, out)
+		}
+	}
+	var rep struct {
+		Pruned   bool
+		Failures []delivery.Failure
+	}
+	if err := json.Unmarshal([]byte(h.must("status", "--date", "2025-11-13", "--json")), &rep); err != nil ||
+		!rep.Pruned || len(rep.Failures) != 1 || rep.Failures[0].Code != 550 {
+		t.Errorf("status --json of the pruned edition: %+v, %v", rep, err)
 	}
 }
