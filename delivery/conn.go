@@ -27,7 +27,7 @@ type conn struct {
 	// The previous group's results are written while this group is sent
 	// (see recordAsync): recording is non-nil while that write runs;
 	// writing is its buffer, reused once it is done.
-	recording chan error
+	recording <-chan error
 	writing   []Result
 }
 

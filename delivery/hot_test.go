@@ -117,10 +117,10 @@ func TestRecordReadsOnlyItsRows(t *testing.T) {
 	if got := f.count(t, `status = 'sending'`); got != 3000 {
 		t.Fatalf("%d leased, want 3000", got)
 	}
-	ids, status, empty, perm, codes := []int64{}, []string{}, []string{}, []bool{}, []int64{}
+	ids, status, empty, perm, codes, holders := []int64{}, []string{}, []string{}, []bool{}, []int64{}, []string{}
 	for _, j := range mine {
 		ids, status, empty = append(ids, j.ID), append(status, delivery.Sent), append(empty, "")
-		perm, codes = append(perm, false), append(codes, 250)
+		perm, codes, holders = append(perm, false), append(codes, 250), append(holders, "me/0")
 	}
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 		tx := f.db.MustBegin()
@@ -129,7 +129,8 @@ func TestRecordReadsOnlyItsRows(t *testing.T) {
 		tx.MustExec(`PREPARE rec_` + mode + ` AS ` + delivery.RecordSQL)
 		var out string
 		// EXECUTE takes no parameters of its own: the values are literals.
-		args := []string{pq.QuoteLiteral("me/0")}
+		hv, _ := pq.Array(holders).Value()
+		args := []string{pq.QuoteLiteral(hv.(string))}
 		for _, a := range []any{ids, status, empty, perm, codes, empty, empty, perm} {
 			v, _ := pq.Array(a).Value()
 			args = append(args, pq.QuoteLiteral(v.(string)))

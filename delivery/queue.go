@@ -186,6 +186,9 @@ type Result struct {
 	Code     int
 	Enhanced string
 	Reply    string
+	// Holder is the lease holder the result is of; empty: the holder given
+	// to Record. One Record may carry several connections' results.
+	Holder string
 }
 
 // recordResults writes a batch of outcomes, but only for deliveries the
@@ -212,16 +215,17 @@ SET status = v.status,
     smtp_reply = CASE WHEN v.deferred THEN d.smtp_reply ELSE nullif(v.reply, '') END,
     sent_at = CASE WHEN v.status = 'sent' THEN now() END,
     updated_at = now()
-FROM unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::text[], $8::text[], $9::boolean[])
-    AS v(id, status, next_at, permanent, code, enhanced, reply, deferred)
-WHERE d.send_month = $10::date AND d.id = ANY($2) AND d.id = v.id AND CASE WHEN d.status = 'sending' THEN d.lease_holder = $1 ELSE false END`
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::text[], $8::text[], $9::boolean[], $1::text[])
+    AS v(id, status, next_at, permanent, code, enhanced, reply, deferred, holder)
+WHERE d.send_month = $10::date AND d.id = ANY($2) AND d.id = v.id AND CASE WHEN d.status = 'sending' THEN d.lease_holder = v.holder ELSE false END`
 
 const markBounced = `
 UPDATE subscribers SET status = 'bounced', updated_at = now()
 WHERE id = ANY($1) AND status = 'confirmed'`
 
 // Record writes the outcomes of a batch of the edition in one transaction
-// and returns how many were still held by holder (and so written).
+// and returns how many were still held by their holders (each result's
+// Holder, or holder) and so written.
 func (q *Queue) Record(ctx context.Context, editionID int64, holder string, results []Result) (int64, error) {
 	if len(results) == 0 {
 		return 0, nil
@@ -230,8 +234,12 @@ func (q *Queue) Record(ctx context.Context, editionID int64, holder string, resu
 	ids, subs := make([]int64, n), []int64{}
 	status, next, enh, reply := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	perm, codes, deferred := make([]bool, n), make([]int64, n), make([]bool, n)
+	holders := make([]string, n)
 	for i, r := range results {
 		ids[i], status[i], perm[i], codes[i], enh[i], reply[i] = r.ID, r.Status, r.Permanent, int64(r.Code), r.Enhanced, r.Reply
+		if holders[i] = r.Holder; r.Holder == "" {
+			holders[i] = holder
+		}
 		if r.Status == Sent {
 			// The one success reply to the end of data is 250 (RFC 5321
 			// section 4.3.2), and its text (a queue id, mostly) would cost
@@ -254,7 +262,7 @@ func (q *Queue) Record(ctx context.Context, editionID int64, holder string, resu
 	if err != nil {
 		return 0, fmt.Errorf("record deliveries: %w", err)
 	}
-	args := []any{holder, pq.Array(ids), pq.Array(status), pq.Array(next),
+	args := []any{pq.Array(holders), pq.Array(ids), pq.Array(status), pq.Array(next),
 		pq.Array(perm), pq.Array(codes), pq.Array(enh), pq.Array(reply), pq.Array(deferred), month}
 	if len(subs) == 0 {
 		// The common case: one statement, no transaction round trips.

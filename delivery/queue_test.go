@@ -392,3 +392,31 @@ func TestReleaseHolder(t *testing.T) {
 		t.Fatal("the wrong leases were returned, or their attempts not kept")
 	}
 }
+
+// One Record carries several connections' results (the run's recorder
+// writes them together): each is written only while its own holder holds
+// the delivery.
+func TestRecordChecksEachResultsHolder(t *testing.T) {
+	f := newFixture(t, 4)
+	ctx := context.Background()
+	f.q.Enqueue(ctx, f.edition, "example.com", 0)
+	a, err := f.q.Lease(ctx, f.edition, "w/0", 2, time.Minute, 0)
+	if err != nil || len(a) != 2 {
+		t.Fatalf("lease: %d, %v", len(a), err)
+	}
+	b, err := f.q.Lease(ctx, f.edition, "w/1", 2, time.Minute, a[1].ID)
+	if err != nil || len(b) != 2 {
+		t.Fatalf("lease: %d, %v", len(b), err)
+	}
+	sent := func(j delivery.Job, holder string) delivery.Result {
+		return delivery.Result{ID: j.ID, SubscriberID: j.SubscriberID, Status: delivery.Sent, Code: 250, Holder: holder}
+	}
+	// The last result names a holder that doesn't hold its delivery.
+	n, err := f.q.Record(ctx, f.edition, "", []delivery.Result{sent(a[0], "w/0"), sent(b[0], "w/1"), sent(a[1], "w/0"), sent(b[1], "w/0")})
+	if err != nil || n != 3 {
+		t.Fatalf("record: %d written, %v; want 3", n, err)
+	}
+	if f.count(t, `status = 'sent'`) != 3 || f.count(t, `status = 'sending' AND lease_holder = 'w/1'`) != 1 {
+		t.Fatal("a result was written over another holder's lease, or one of the holders' own was not")
+	}
+}

@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// recordAsync starts writing the group's results in the background, once
-// the previous group's are written. In the background because writing is a
-// database round trip the SMTP connection would otherwise sit out; one
-// write at a time so that at most two groups per connection are sent and
-// not yet recorded, which is what a crash can duplicate.
+// recordAsync hands the group's results to the run's recorder, once the
+// previous group's are written, and goes on: writing is a database round
+// trip the SMTP connection would otherwise sit out. One group at a time so
+// that at most two groups per connection are sent and not yet recorded,
+// which is what a crash can duplicate.
 func (c *conn) recordAsync(ctx context.Context) error {
 	if err := c.wait(); err != nil {
 		return err
@@ -21,22 +21,10 @@ func (c *conn) recordAsync(ctx context.Context) error {
 	}
 	rs := c.results
 	c.results, c.writing = c.writing[:0], rs
-	done := make(chan error, 1)
-	c.recording = done
-	go func() {
-		err := c.write(ctx, rs)
-		for _, res := range rs {
-			if res.Status == Queued {
-				// Work went back to the queue: idle connections may take
-				// it. Only then: woken after every group, each idle
-				// connection would lease and count after every group,
-				// which keeps PostgreSQL busy at high connection counts.
-				c.r.broadcast()
-				break
-			}
-		}
-		done <- err
-	}()
+	for i := range rs {
+		rs[i].Holder = c.holder
+	}
+	c.recording = c.r.rec.add(rs)
 	return nil
 }
 
@@ -60,10 +48,15 @@ func (c *conn) flush(ctx context.Context) error {
 	return err
 }
 
-// write records results. It keeps trying for a while when the database is
-// away: results not written are the duplicates a crash would cause, since
-// their leases would expire and be sent again.
+// write records results (of holder's leases, or each of its own Holder's).
+// It keeps trying for a while when the database is away: results not
+// written are the duplicates a crash would cause, since their leases would
+// expire and be sent again.
 func (c *conn) write(ctx context.Context, results []Result) error {
+	return c.r.write(ctx, c.holder, results)
+}
+
+func (r *run) write(ctx context.Context, holder string, results []Result) error {
 	if len(results) == 0 {
 		return nil
 	}
@@ -71,14 +64,14 @@ func (c *conn) write(ctx context.Context, results []Result) error {
 	var err error
 	for attempt := range 60 {
 		var n int64
-		n, err = c.w.Queue.Record(ctx, c.r.edition, c.holder, results)
+		n, err = r.w.Queue.Record(ctx, r.edition, holder, results)
 		if err == nil {
 			if lost := int64(len(results)) - n; lost > 0 {
-				c.w.Log.Warn("results for expired leases not recorded", "holder", c.holder, "count", lost)
+				r.w.Log.Warn("results for expired leases not recorded", "holder", holder, "count", lost)
 			}
 			return nil
 		}
-		c.w.Log.Warn("recording results failed; retrying", "holder", c.holder, "attempt", attempt+1, "err", err)
+		r.w.Log.Warn("recording results failed; retrying", "holder", holder, "attempt", attempt+1, "err", err)
 		time.Sleep(time.Second)
 	}
 	return fmt.Errorf("record %d results: %w", len(results), err)

@@ -155,6 +155,7 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 		r.sendBy = *st.SendBy
 	}
 	defer r.limits.start(ctx)()
+	r.rec = newRecorder(r)
 	var wg sync.WaitGroup
 	errs := make([]error, cfg.Conns)
 	for i := range cfg.Conns {
@@ -167,6 +168,7 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 		}()
 	}
 	wg.Wait()
+	r.rec.close() // every connection waited for its last write
 	for _, err := range errs {
 		if errors.Is(err, ErrPaused) {
 			st, _ := cfg.Editions.SendState(context.WithoutCancel(ctx), editionID)
@@ -192,6 +194,7 @@ type run struct {
 	sendBy  time.Time // the edition's deadline; zero: none
 	limits  *limits   // this worker's share of the fleet's rate limits
 	plan    *plan     // which ids each connection leases, and how many at a time
+	rec     *recorder // writes the connections' outcomes
 
 	mu   sync.Mutex
 	wake chan struct{} // closed when a connection finishes a group
