@@ -117,7 +117,9 @@ func (rec *recorder) write(hs []handoff) {
 			all = append(all, h.results...)
 		}
 	}
-	err := rec.r.write(context.Background(), "", all)
+	// Each result names its connection's lease (Holder); the worker's
+	// name is for the log.
+	err := rec.r.write(context.Background(), rec.r.w.Holder, all)
 	// Work went back to the queue: idle connections may take it. Only
 	// then: woken after every group, each idle connection would lease and
 	// count after every group, which keeps PostgreSQL busy at high
