@@ -136,11 +136,23 @@ func Build(m Message) (*gomail.Msg, error) {
 		msg.SetGenHeader(gomail.Header(h.key), h.val)
 	}
 
-	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	msg.SetBodyString(gomail.TypeTextPlain, oneBreak(m.Text))
 	if m.HTML != "" {
-		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+		msg.AddAlternativeString(gomail.TypeTextHTML, oneBreak(m.HTML))
 	}
 	return msg, nil
+}
+
+// oneBreak makes every line break of a body a bare LF, for go-mail to write
+// as CRLF: CRLF, a lone CR and a lone LF each count as one break, as in the
+// bulk path's encoder (RFC 5322 section 2.3 allows CR and LF only together).
+// go-mail on its own reads "\n\r" as a single break, so a lone CR after a
+// line would make the two paths write different text.
+func oneBreak(s string) string {
+	if !strings.Contains(s, "\r") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 }
 
 // BuildTo builds m and writes the complete message (CRLF line endings, as it
