@@ -24,6 +24,8 @@ const (
 	ActionAdd           Action = "add"            // added by an editor (subscribers add)
 	ActionAddressChange Action = "address_change" // confirmed a new address for the subscription
 	ActionErase         Action = "erase"          // personal data removed on request (GDPR art. 17)
+	ActionSuppress      Action = "suppress"       // put on the suppression list (by hand, a complaint, a bounce)
+	ActionUnsuppress    Action = "unsuppress"     // taken off it; still not mailed until they confirm again
 )
 
 // Method is how a change was asked for.

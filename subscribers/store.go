@@ -40,7 +40,7 @@ SELECT * FROM s`
 
 // Add puts a new person on the list, as an editor does (the consent record
 // says so). It returns ErrExists if the address is already there and
-// ErrSuppressed if it was erased on request.
+// ErrSuppressed if it is on the suppression list.
 func (s *Store) Add(ctx context.Context, email, name string, status Status) (*Subscriber, error) {
 	addr, err := NormalizeAddress(email)
 	if err != nil {

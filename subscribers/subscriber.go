@@ -47,7 +47,8 @@ var (
 	ErrNotFound = errors.New("subscriber not found")
 	// ErrExists: the address is already on the list.
 	ErrExists = errors.New("subscriber already exists")
-	// ErrSuppressed: the address was erased on its owner's request and
+	// ErrSuppressed: the address is on the suppression list (erased on
+	// its owner's request, bounced, complained, or put there by hand) and
 	// may come back only through the form's double opt-in.
-	ErrSuppressed = errors.New("the address was erased on request and is suppressed; only the person can sign up again, on the form")
+	ErrSuppressed = errors.New("the address is on the suppression list; only the person can sign up again, on the form")
 )

@@ -37,10 +37,11 @@ type setting struct {
 var (
 	dbCmds = []string{"migrate", "subscribers import", "subscribers add", "subscribers list",
 		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve",
-		"deliveries prune"}
-	mailCmds    = []string{"preview", "send", "worker", "serve"} // render an edition's or a confirmation's mail
-	smtpCmds    = []string{"send", "worker", "serve"}            // send mail; send and worker run a delivery worker, serve with --worker
-	secretCmds  = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve"}
+		"deliveries prune", "suppression list", "suppression add", "suppression remove"}
+	mailCmds   = []string{"preview", "send", "worker", "serve"} // render an edition's or a confirmation's mail
+	smtpCmds   = []string{"send", "worker", "serve"}            // send mail; send and worker run a delivery worker, serve with --worker
+	secretCmds = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve",
+		"suppression add", "suppression remove"} // keyed hashes of addresses
 	todayCmds   = []string{"preview", "send", "status"} // decide what "today" is
 	serveCmds   = []string{"serve"}
 	allCmds     = append(slices.Clone(dbCmds), "secret")
