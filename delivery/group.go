@@ -150,11 +150,13 @@ func (c *conn) result(j Job, o Outcome) Result {
 		r.Status = Sent
 		c.r.stats.Sent.Add(1)
 		c.r.failures.delivered()
+		c.r.watchBounces(false)
 		return r
 	case o.Permanent:
 		r.Status, r.Permanent, r.HardBounce = Failed, true, o.HardBounce
 		c.r.stats.Failed.Add(1)
 		c.w.Log.Info("delivery refused", "subscriber", j.SubscriberID, "code", o.Code, "enhanced", o.Enhanced)
+		c.r.watchBounces(o.HardBounce)
 		return r
 	}
 	if c.failed(j, o) {

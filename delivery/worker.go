@@ -88,6 +88,9 @@ type Worker struct {
 	// dead relay. A misconfigured relay pauses it at once.
 	ErrorThreshold int
 	DialThreshold  int
+	// BouncePause pauses the send when more than this share of its first
+	// BounceWindow outcomes are hard bounces; 0: never.
+	BouncePause float64
 }
 
 // Stats counts what one Run did.
@@ -154,6 +157,7 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 	if st.SendBy != nil {
 		r.sendBy = *st.SendBy
 	}
+	r.bounces = newBounceWatch(cfg.BouncePause, st.BounceWatchDone)
 	defer r.limits.start(ctx)()
 	r.rec = newRecorder(r)
 	var wg sync.WaitGroup
@@ -200,6 +204,7 @@ type run struct {
 	wake chan struct{} // closed when a connection finishes a group
 
 	failures   streak       // temporary failures in a row, over all connections
+	bounces    *bounceWatch // hard bounces in the send's first outcomes; nil: not watched
 	dialStreak atomic.Int64 // failed dials in a row, over all connections
 	paused     atomic.Bool
 	finished   atomic.Bool  // a look found nothing of the edition left: the others need not look again

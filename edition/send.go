@@ -18,6 +18,9 @@ type SendState struct {
 	PausedAt    *time.Time `db:"paused_at"`
 	PauseReason *string    `db:"pause_reason"`
 	FinishedAt  *time.Time `db:"finished_at"`
+	// BounceWatchDone: no run need watch the send's first outcomes for
+	// hard bounces any more (see EndBounceWatch).
+	BounceWatchDone bool `db:"bounce_watch_done"`
 }
 
 // State names the send's state for people: not started, running, paused or
@@ -34,7 +37,7 @@ func (s SendState) State() string {
 	return "running"
 }
 
-const sendStateColumns = `id, date::text, send_started_at, send_by, paused_at, pause_reason, finished_at`
+const sendStateColumns = `id, date::text, send_started_at, send_by, paused_at, pause_reason, finished_at, bounce_watch_done`
 
 // SendState reads the send state of the edition with the given id.
 func (s *Store) SendState(ctx context.Context, id int64) (SendState, error) {
@@ -47,6 +50,17 @@ func (s *Store) SendState(ctx context.Context, id int64) (SendState, error) {
 		return st, fmt.Errorf("read send state of edition %d: %w", id, err)
 	}
 	return st, nil
+}
+
+// EndBounceWatch records that the edition's first outcomes were watched
+// for hard bounces (the window is over, or the send paused for them), so
+// no run, in any process, watches again: after a resume the people who
+// looked at the list have decided.
+func (s *Store) EndBounceWatch(ctx context.Context, id int64) error {
+	if _, err := s.DB.ExecContext(ctx, `UPDATE editions SET bounce_watch_done = true WHERE id = $1 AND NOT bounce_watch_done`, id); err != nil {
+		return fmt.Errorf("end bounce watch of edition %d: %w", id, err)
+	}
+	return nil
 }
 
 // Pause stops the send of an edition: workers lease nothing more of it until

@@ -54,6 +54,7 @@ type config struct {
 	rate           float64
 	domainRates    map[string]float64
 	errorThreshold int
+	bouncePause    float64 // a share, 0 to 1
 	leaseTTL       time.Duration
 	sendWindow     time.Duration
 	retention      delivery.Retention
@@ -253,6 +254,21 @@ func parseRate(c *config, name, v string) error {
 		return fmt.Errorf("%s %q must be a number of messages per second, 0 for no limit", name, v)
 	}
 	c.rate = r
+	return nil
+}
+
+// parseBouncePause reads a share of the first outcomes, "5%" or "0.05".
+func parseBouncePause(c *config, name, v string) error {
+	t := strings.TrimSpace(v)
+	pct := strings.HasSuffix(t, "%")
+	r, err := strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
+	if pct {
+		r /= 100
+	}
+	if err != nil || r < 0 || r >= 1 || math.IsNaN(r) {
+		return fmt.Errorf("%s %q must be a share under 100%%, such as 5%% or 0.05, or 0 never to pause", name, v)
+	}
+	c.bouncePause = r
 	return nil
 }
 

@@ -1,3 +1,6 @@
+-- List hygiene: one suppression list, and a send that stops itself on a
+-- stale list.
+--
 -- One suppression list: every address never to mail, whatever put it
 -- there. Until now it held only erasures (a keyed hash, no address). An
 -- operator can now add an address by hand, and a complaint or a bounce
@@ -20,3 +23,9 @@ ALTER TABLE consents ADD CONSTRAINT consents_action_check CHECK (action IN (
     'suppress',    -- put on the suppression list (by hand, a complaint, a bounce)
     'unsuppress'   -- taken off it by an operator; still not mailed until they confirm again
 ));
+
+-- A send pauses itself when its first 1,000 outcomes hold too many hard
+-- bounces (a stale imported list). Once that window is over, or the send
+-- was paused for it and resumed by someone who looked, no run watches it
+-- again: this says so, for every process.
+ALTER TABLE editions ADD COLUMN bounce_watch_done boolean NOT NULL DEFAULT false;
