@@ -40,6 +40,7 @@ type config struct {
 	// The reader pages (serve).
 	listen      string
 	siteName    string
+	dns         string // doctor's DNS server, host:port; "": the system's
 	confirm     subscribers.ConfirmPolicy
 	ipLimit     web.RateLimit
 	proxies     []netip.Prefix
@@ -179,6 +180,15 @@ func parseTemplatesDir(c *config, name, v string) error {
 		}
 	}
 	c.templatesDir = v
+	return nil
+}
+
+func parseDNS(c *config, name, v string) error {
+	v = strings.TrimSpace(v)
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("%s %q must be host:port, like 127.0.0.1:53", name, v)
+	}
+	c.dns = v
 	return nil
 }
 

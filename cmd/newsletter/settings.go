@@ -38,13 +38,13 @@ var (
 	dbCmds = []string{"migrate", "subscribers import", "subscribers add", "subscribers list",
 		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve",
 		"deliveries prune", "suppression list", "suppression add", "suppression remove"}
-	mailCmds   = []string{"preview", "send", "worker", "serve"} // render an edition's or a confirmation's mail
-	smtpCmds   = []string{"send", "worker", "serve"}            // send mail; send and worker run a delivery worker, serve with --worker
+	mailCmds   = []string{"preview", "send", "worker", "serve", "doctor"} // render an edition's or a confirmation's mail
+	smtpCmds   = []string{"send", "worker", "serve", "doctor"}            // send mail; send and worker run a delivery worker, serve with --worker; doctor checks the relay
 	secretCmds = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve",
 		"suppression add", "suppression remove"} // keyed hashes of addresses
 	todayCmds   = []string{"preview", "send", "status"} // decide what "today" is
 	serveCmds   = []string{"serve"}
-	allCmds     = append(slices.Clone(dbCmds), "secret")
+	allCmds     = append(slices.Clone(dbCmds), "secret", "doctor")
 	sendCmds    = []string{"send"}
 	editionCmds = []string{"edition import"}
 	// keep the history of deliveries (history.go)
@@ -94,6 +94,9 @@ var settings = []setting{
 		parse: oneLineText(func(c *config) *string { return &c.dkimDomain })},
 
 	// The reader pages.
+	{env: "NEWSLETTER_DNS", flag: "dns", cmds: []string{"doctor"},
+		help:  "host:port of the DNS server doctor asks (default: the system's resolver)",
+		parse: parseDNS},
 	{env: "NEWSLETTER_LISTEN", flag: "listen", def: "127.0.0.1:8080", cmds: serveCmds,
 		help:  "HTTP address to listen on",
 		parse: parseListen},
