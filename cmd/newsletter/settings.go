@@ -37,7 +37,8 @@ type setting struct {
 var (
 	dbCmds = []string{"migrate", "subscribers import", "subscribers add", "subscribers list",
 		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve",
-		"deliveries prune", "suppression list", "suppression add", "suppression remove"}
+		"deliveries prune", "suppression list", "suppression add", "suppression remove",
+		"editors add", "editors list", "editors remove", "editors password", "editors token", "editors revoke", "audit"}
 	mailCmds   = []string{"preview", "send", "worker", "serve", "doctor"} // render an edition's or a confirmation's mail
 	smtpCmds   = []string{"send", "worker", "serve", "doctor"}            // send mail; send and worker run a delivery worker, serve with --worker; doctor checks the relay
 	secretCmds = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve",
