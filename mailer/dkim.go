@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -231,4 +233,21 @@ func unstuffData(b []byte) []byte {
 		out = append(out, b[start:start+j+1]...)
 		start += j + 2
 	}
+}
+
+// DKIMRecord is the DNS TXT record value that publishes pub, an RSA or
+// Ed25519 public key, for verifiers (RFC 6376 section 3.6.1; RFC 8463
+// section 4.2: an Ed25519 key is its 32 bytes, not a SubjectPublicKeyInfo).
+func DKIMRecord(pub crypto.PublicKey) (string, error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		der, err := x509.MarshalPKIXPublicKey(k)
+		if err != nil {
+			return "", fmt.Errorf("DKIM record: %w", err)
+		}
+		return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der), nil
+	case ed25519.PublicKey:
+		return "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(k), nil
+	}
+	return "", fmt.Errorf("DKIM record: public key of type %T: only RSA and Ed25519 are defined", pub)
 }

@@ -55,6 +55,7 @@ var topics = []struct{ name, summary string }{
 	{"serve", "serve the reader pages (sign-up, confirm, unsubscribe, web edition); --worker also sends"},
 	{"deliveries", "prune: drop the deliveries older than NEWSLETTER_RETENTION, keeping each edition's counts"},
 	{"secret", "print a new random NEWSLETTER_SECRET"},
+	{"dkim", "keygen: a new DKIM key and the DNS record that publishes it"},
 	{"help", "list the subcommands"},
 }
 
@@ -74,6 +75,7 @@ func init() {
 		"status":             statusCommand,
 		"serve":              serveCommand,
 		"deliveries prune":   deliveriesPrune,
+		"dkim keygen":        dkimKeygen,
 	}
 }
 
