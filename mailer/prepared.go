@@ -129,11 +129,6 @@ func Prepare(in PrepareInput) (*Prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("preparing message: %w", err)
 	}
-	if in.UnsubscribeDomain != "" {
-		if err := checkMailto(UnsubscribeMailtoFor(in.UnsubscribeDomain, "t")); err != nil {
-			return nil, fmt.Errorf("preparing message: UnsubscribeDomain %q: %w", in.UnsubscribeDomain, err)
-		}
-	}
 
 	p := &Prepared{
 		parts:    [2]templates.Part{partText: in.Text, partHTML: in.HTML},
@@ -141,6 +136,9 @@ func Prepare(in PrepareInput) (*Prepared, error) {
 		fromAddr: in.From.Address,
 	}
 	if in.UnsubscribeDomain != "" {
+		if err := checkMailto(UnsubscribeMailtoFor(in.UnsubscribeDomain, "t")); err != nil {
+			return nil, fmt.Errorf("preparing message: UnsubscribeDomain %q: %w", in.UnsubscribeDomain, err)
+		}
 		p.mailtoAt = "@" + in.UnsubscribeDomain + mailtoQuery
 	}
 
