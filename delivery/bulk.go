@@ -18,6 +18,8 @@ func (c *Composer) Prepare() (*mailer.Prepared, error) {
 		Subject:           c.Rendered.Subject(),
 		ListID:            c.ListID,
 		UnsubscribeMailto: c.UnsubscribeMailto,
+		UnsubscribeDomain: c.UnsubscribeDomain,
+		FeedbackID:        c.FeedbackID,
 		Text:              text,
 		HTML:              html,
 	})
@@ -81,12 +83,17 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome, done f
 	now := time.Now()
 	for i, j := range jobs {
 		msg := &m.msgs[len(m.envs)]
+		var token string
+		if m.compose.UnsubscribeToken != nil {
+			token = m.compose.UnsubscribeToken(j.SubscriberUUID)
+		}
 		err := m.prepared.AppendParts(msg, mailer.Recipient{
-			Name:           j.Name,
-			Email:          j.Email,
-			MessageID:      j.MessageID,
-			UnsubscribeURL: m.compose.UnsubscribeURL(j.SubscriberUUID),
-			Date:           now,
+			Name:             j.Name,
+			Email:            j.Email,
+			MessageID:        j.MessageID,
+			UnsubscribeURL:   m.compose.UnsubscribeURL(j.SubscriberUUID),
+			UnsubscribeToken: token,
+			Date:             now,
 		})
 		if err == nil && m.compose.DKIM != nil {
 			err = m.compose.DKIM.SignParts(msg)

@@ -17,7 +17,14 @@ type Composer struct {
 	UnsubscribeMailto string
 	// UnsubscribeURL is the subscriber's one-click link, made from their UUID.
 	UnsubscribeURL func(uuid string) string
-	DKIM           *mailer.DKIM // signs every message when set
+	// UnsubscribeToken, when set with UnsubscribeDomain, is the token the
+	// one-click link carries: it names the subscriber's own unsubscribe
+	// mailbox, unsubscribe+TOKEN@UnsubscribeDomain, in List-Unsubscribe, so
+	// a mailed request is matched by the token, not by its forgeable From.
+	UnsubscribeToken  func(uuid string) string
+	UnsubscribeDomain string
+	FeedbackID        string       // the Feedback-ID field, for every copy
+	DKIM              *mailer.DKIM // signs every message when set
 }
 
 // Message is the message for one recipient, built whole by go-mail: a test
@@ -37,6 +44,7 @@ func (c *Composer) Message(to *mail.Address, messageID, unsubscribeURL string) m
 		ListID:            c.ListID,
 		UnsubscribeURL:    unsubscribeURL,
 		UnsubscribeMailto: c.UnsubscribeMailto,
+		FeedbackID:        c.FeedbackID,
 		DKIM:              c.DKIM,
 	}
 }

@@ -34,8 +34,12 @@ type Message struct {
 	// UnsubscribeURL is the one-click unsubscribe endpoint. RFC 8058 wants
 	// https; http is accepted for development (the configuration warns).
 	UnsubscribeURL string
-	// UnsubscribeMailto is e.g. "mailto:unsubscribe@example.com?subject=unsubscribe".
+	// UnsubscribeMailto is e.g. "mailto:unsubscribe@example.com?subject=unsubscribe",
+	// or a recipient's own mailbox (UnsubscribeMailtoFor).
 	UnsubscribeMailto string
+	// FeedbackID is the Feedback-ID field's value (see FeedbackID), empty
+	// for none.
+	FeedbackID string
 	// Headers are extra header fields (e.g. "X-Edition": "2025-11-13"). They cannot
 	// replace the fields this package sets itself.
 	Headers map[string]string
@@ -64,7 +68,7 @@ var reservedHeaders = map[string]bool{
 	"Content-Type": true, "Content-Transfer-Encoding": true, "Content-Disposition": true,
 	"List-Unsubscribe": true, "List-Unsubscribe-Post": true, "List-Id": true,
 	"Precedence": true, "X-Auto-Response-Suppress": true, "Return-Path": true,
-	"Received": true, "Dkim-Signature": true,
+	"Received": true, "Dkim-Signature": true, "Feedback-Id": true,
 }
 
 // ErrInvalidMessage is wrapped by every validation error from Build.
@@ -86,10 +90,6 @@ func Build(m Message) (*gomail.Msg, error) {
 		gomail.WithCharset(gomail.CharsetUTF8),
 		gomail.WithEncoding(gomail.EncodingQP),
 		gomail.WithNoDefaultUserAgent(), // no "go-mail vX.Y" advertisement
-	}
-	if m.DKIM != nil {
-		// go-mail signs when the message is written (RFC 6376).
-		opts = append(opts, gomail.WithDKIM(m.DKIM.signer))
 	}
 	msg := gomail.NewMsg(opts...)
 	// RFC 5322 section 3.6.2 From and 3.6.3 To; go-mail renders them with
@@ -131,6 +131,9 @@ func Build(m Message) (*gomail.Msg, error) {
 	if !m.Transactional {
 		msg.SetBulk()
 	}
+	if m.FeedbackID != "" {
+		msg.SetGenHeaderPreformatted("Feedback-ID", m.FeedbackID)
+	}
 	for _, h := range p.extra {
 		// go-mail RFC 2047-encodes non-ASCII values and folds at spaces.
 		msg.SetGenHeader(gomail.Header(h.key), h.val)
@@ -139,6 +142,11 @@ func Build(m Message) (*gomail.Msg, error) {
 	msg.SetBodyString(gomail.TypeTextPlain, oneBreak(m.Text))
 	if m.HTML != "" {
 		msg.AddAlternativeString(gomail.TypeTextHTML, oneBreak(m.HTML))
+	}
+	if m.DKIM != nil {
+		if err := signMsg(msg, m.DKIM); err != nil {
+			return nil, fmt.Errorf("building message: %w", err)
+		}
 	}
 	return msg, nil
 }
@@ -228,6 +236,12 @@ func (m Message) prepare() (prepared, error) {
 			return p, err
 		}
 		p.unsub = append(p.unsub, m.UnsubscribeMailto)
+	}
+
+	if m.FeedbackID != "" {
+		if err := checkFeedbackID(m.FeedbackID); err != nil {
+			return p, err
+		}
 	}
 
 	if m.ListID != "" {

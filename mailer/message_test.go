@@ -27,6 +27,7 @@ func sampleMessage() Message {
 		ListID:            "London Daily <london-daily.news.example.com>",
 		UnsubscribeURL:    "https://news.example.com/u/one-click?t=abc123",
 		UnsubscribeMailto: "mailto:unsubscribe@news.example.com?subject=unsubscribe",
+		FeedbackID:        "2025-11-13:edition:london-daily:news.example.com",
 		Headers:           map[string]string{"X-Edition": "2025-11-13", "x-campaign": "Édition du jour"},
 	}
 }

@@ -17,10 +17,15 @@ import (
 type PrepareInput struct {
 	From    *mail.Address
 	Subject string
-	// ListID, UnsubscribeMailto and Headers are as in Message.
+	// ListID, UnsubscribeMailto, FeedbackID and Headers are as in Message.
 	ListID            string
 	UnsubscribeMailto string
+	FeedbackID        string
 	Headers           map[string]string
+	// UnsubscribeDomain, when set, gives each recipient with an
+	// UnsubscribeToken their own unsubscribe mailbox at this domain
+	// (UnsubscribeMailtoFor) in place of UnsubscribeMailto.
+	UnsubscribeDomain string
 	// Text is the text/plain part (required) and HTML the text/html part
 	// (optional: the zero Part makes a text/plain-only message), from
 	// templates.Rendered.Parts.
@@ -38,7 +43,11 @@ type Recipient struct {
 	// UnsubscribeURL is the one-click link; empty leaves it (and
 	// List-Unsubscribe-Post) out, as in Message.
 	UnsubscribeURL string
-	Date           time.Time // zero means now
+	// UnsubscribeToken names the recipient's unsubscribe mailbox (see
+	// PrepareInput.UnsubscribeDomain); empty means the shared
+	// UnsubscribeMailto.
+	UnsubscribeToken string
+	Date             time.Time // zero means now
 }
 
 // Prepared is an edition's message encoded once, personalised per recipient
@@ -61,6 +70,7 @@ type Prepared struct {
 	// follows To.
 	headA, headB []byte
 	mailto       string // UnsubscribeMailto, "" if none
+	mailtoAt     string // "@" UnsubscribeDomain "?subject=unsubscribe", "" if none
 	fromAddr     string // for random Message-IDs
 	body         []bodySeg
 	boundary     string
@@ -114,6 +124,7 @@ func Prepare(in PrepareInput) (*Prepared, error) {
 		From: in.From, To: &mail.Address{Address: "recipient@example.com"},
 		Subject: in.Subject, Text: "-", MessageID: "placeholder@example.com", Date: time.Unix(0, 0),
 		ListID: in.ListID, UnsubscribeMailto: in.UnsubscribeMailto, Headers: in.Headers,
+		FeedbackID: in.FeedbackID,
 	}.prepare()
 	if err != nil {
 		return nil, fmt.Errorf("preparing message: %w", err)
@@ -124,12 +135,21 @@ func Prepare(in PrepareInput) (*Prepared, error) {
 		mailto:   in.UnsubscribeMailto,
 		fromAddr: in.From.Address,
 	}
+	if in.UnsubscribeDomain != "" {
+		if err := checkMailto(UnsubscribeMailtoFor(in.UnsubscribeDomain, "t")); err != nil {
+			return nil, fmt.Errorf("preparing message: UnsubscribeDomain %q: %w", in.UnsubscribeDomain, err)
+		}
+		p.mailtoAt = "@" + in.UnsubscribeDomain + mailtoQuery
+	}
 
 	// Header fields in go-mail's order; Date, Message-ID, List-Unsubscribe
 	// and To are written per recipient in between.
 	p.headA = append(p.headA, "Precedence: bulk\r\n"...)
 	p.headA = appendTextField(p.headA, "Subject", in.Subject)
 	p.headA = append(p.headA, "X-Auto-Response-Suppress: All\r\n"...)
+	if in.FeedbackID != "" {
+		p.headA = append(p.headA, "Feedback-ID: "+in.FeedbackID+"\r\n"...)
+	}
 	slices.SortFunc(shared.extra, func(a, b header) int { return strings.Compare(a.key, b.key) })
 	for _, h := range shared.extra {
 		p.headA = appendTextField(p.headA, h.key, h.val)
@@ -369,7 +389,7 @@ func (p *Prepared) appendMessage(dst []byte, refs *[]partRef, r Recipient) ([]by
 	dst = append(dst, '>', '\r', '\n')
 	// Precedence, Subject, X-Auto-Response-Suppress, extra fields.
 	dst = append(dst, p.headA...)
-	dst = p.appendListUnsubscribe(dst, r.UnsubscribeURL)
+	dst = p.appendListUnsubscribe(dst, r.UnsubscribeURL, r.UnsubscribeToken)
 	// List-Id, From.
 	dst = append(dst, p.headB...)
 	// RFC 5322 section 3.6.3 To.
@@ -407,47 +427,6 @@ func (p *Prepared) appendMessage(dst []byte, refs *[]partRef, r Recipient) ([]by
 	return dst, nil
 }
 
-// appendListUnsubscribe writes List-Unsubscribe (RFC 2369 section 3.2) and, with
-// an https URL, List-Unsubscribe-Post (RFC 8058 section 3.1), exactly as
-// listUnsubscribeValue lays them out for Build: one line when it fits in 78
-// characters, else folded after each comma.
-func (p *Prepared) appendListUnsubscribe(dst []byte, url string) []byte {
-	const name = "List-Unsubscribe: "
-	if url == "" && p.mailto == "" {
-		return dst
-	}
-	total := len(name)
-	if url != "" {
-		total += len(url) + 4
-	}
-	if p.mailto != "" {
-		total += len(p.mailto) + 4
-	}
-	sep := ", "
-	if total > maxHeaderLine {
-		sep = ",\r\n "
-	}
-	dst = append(dst, name...)
-	if url != "" {
-		dst = append(dst, '<')
-		dst = append(dst, url...)
-		dst = append(dst, '>')
-		if p.mailto != "" {
-			dst = append(dst, sep...)
-		}
-	}
-	if p.mailto != "" {
-		dst = append(dst, '<')
-		dst = append(dst, p.mailto...)
-		dst = append(dst, '>')
-	}
-	dst = append(dst, '\r', '\n')
-	if url != "" {
-		dst = append(dst, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"...)
-	}
-	return dst
-}
-
 // check validates r's fields with the same rules and messages as Build,
 // without allocating for ordinary values: the fast checks below only ever
 // accept what Build's checks accept, and anything they are unsure of goes
@@ -455,6 +434,11 @@ func (p *Prepared) appendListUnsubscribe(dst []byte, url string) []byte {
 func (p *Prepared) check(r Recipient) error {
 	if !headerTextOK(r.Name) || !addrFast(r.Email) {
 		if err := checkAddress("To", &mail.Address{Name: r.Name, Address: r.Email}); err != nil {
+			return err
+		}
+	}
+	if r.UnsubscribeToken != "" && p.mailtoAt != "" {
+		if err := checkMailtoToken(r.UnsubscribeToken); err != nil {
 			return err
 		}
 	}

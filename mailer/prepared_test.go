@@ -32,6 +32,8 @@ func prepareInput(r *templates.Rendered) PrepareInput {
 		Subject:           r.Subject(),
 		ListID:            "London Daily <london-daily.news.example.com>",
 		UnsubscribeMailto: "mailto:unsubscribe@news.example.com?subject=unsubscribe",
+		UnsubscribeDomain: "bounces.news.example.com",
+		FeedbackID:        FeedbackID("2025-11-13", "edition", "london-daily", "news.example.com"),
 		Headers:           map[string]string{"X-Edition": "2025-11-13", "x-campaign": "Édition du jour"},
 		Text:              text,
 		HTML:              html,
@@ -54,7 +56,10 @@ func buildEquivalent(in PrepareInput, r *templates.Rendered, rc Recipient) Messa
 		From: in.From, To: &mail.Address{Name: rc.Name, Address: rc.Email},
 		Subject: in.Subject, Text: r.Text(trc), MessageID: rc.MessageID, Date: rc.Date,
 		ListID: in.ListID, UnsubscribeURL: rc.UnsubscribeURL, UnsubscribeMailto: in.UnsubscribeMailto,
-		Headers: in.Headers,
+		Headers: in.Headers, FeedbackID: in.FeedbackID,
+	}
+	if rc.UnsubscribeToken != "" && in.UnsubscribeDomain != "" {
+		m.UnsubscribeMailto = UnsubscribeMailtoFor(in.UnsubscribeDomain, rc.UnsubscribeToken)
 	}
 	if !in.HTML.IsZero() {
 		m.HTML = r.HTML(trc)
@@ -63,13 +68,13 @@ func buildEquivalent(in PrepareInput, r *templates.Rendered, rc Recipient) Messa
 }
 
 var testRecipients = []Recipient{
-	{Name: "Ada Lovelace", Email: "ada@example.com", MessageID: "20251113.1@news.example.com", UnsubscribeURL: "https://news.example.com/newsletter/u/TOKEN1"},
+	{Name: "Ada Lovelace", Email: "ada@example.com", MessageID: "20251113.1@news.example.com", UnsubscribeURL: "https://news.example.com/newsletter/u/Xy3_-kQ9zR2mN8pL4vB7cD1eF6gH0jK5tU2wA9sE3qY", UnsubscribeToken: "Xy3_-kQ9zR2mN8pL4vB7cD1eF6gH0jK5tU2wA9sE3qY"},
 	{Name: "", Email: "nobody@example.com", MessageID: "20251113.2@news.example.com", UnsubscribeURL: "https://news.example.com/u/x"},
 	{Name: "Zoë Ångström-Łukasiewicz", Email: "zoe@example.org", MessageID: "a.b-c_d+e@news.example.com", UnsubscribeURL: "https://news.example.com/u/z?t=1&x=2"},
 	{Name: `O'Brien <&"'+=.> \ Jr.`, Email: "o'brien+news@example.com", MessageID: "x@y", UnsubscribeURL: "https://news.example.com/u/a+b&c=d;e"},
 	{Name: "山田 太郎 🙂 (Tokyo), \"quoted\"", Email: "yamada@example.jp", MessageID: "y@z", UnsubscribeURL: "http://localhost:8080/u/%41%42"},
 	{Name: ".Dot Leading", Email: "dot@example.com", MessageID: "d@e", UnsubscribeURL: "https://news.example.com/u/" + strings.Repeat("long-", 120)},
-	{Name: strings.Repeat("Ω", 200), Email: "long@example.com", MessageID: "l@m"},
+	{Name: strings.Repeat("Ω", 200), Email: "long@example.com", MessageID: "l@m", UnsubscribeToken: "only-a-token"},
 	{Name: strings.Repeat("averyveryverylongbutasciiname ", 5), Email: "ascii-long@" + strings.Repeat("sub.", 40) + "example.com", MessageID: "n@o"},
 	{Name: "  Line   spaced\tand tab ", Email: "UPPER.case@Example.COM", MessageID: "p@q", UnsubscribeURL: "https://news.example.com/u/p#frag"},
 	{Name: "Trailing = sign =", Email: "jörg@[127.0.0.1]", MessageID: "r@s", UnsubscribeURL: "https://news.example.com/u?t=%zz&v=(1)*"},

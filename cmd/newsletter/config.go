@@ -86,11 +86,22 @@ func (c *config) finish() error {
 	if domain == "" {
 		domain = c.fromDomain()
 	}
-	pem, err := os.ReadFile(c.dkimKeyFile)
-	if err != nil {
-		return fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE: %w", err)
+	files, sels := splitList(c.dkimKeyFile), splitList(c.dkimSelector)
+	if len(files) > 2 || len(files) != len(sels) {
+		return fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE names %d keys and NEWSLETTER_DKIM_SELECTOR %d selectors: give one or two keys (RSA and Ed25519), each with its own selector, in the same order", len(files), len(sels))
 	}
-	d, err := mailer.NewDKIM(domain, c.dkimSelector, pem)
+	var keys []mailer.DKIMKey
+	for i, f := range files {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE: %w", err)
+		}
+		if _, err := mailer.ParseDKIMKey(pem); err != nil {
+			return fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE %s: %w", f, err)
+		}
+		keys = append(keys, mailer.DKIMKey{Selector: sels[i], PEM: pem})
+	}
+	d, err := mailer.NewDKIMKeys(domain, keys...)
 	if err != nil {
 		return fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE %s: %w", c.dkimKeyFile, err)
 	}
@@ -394,6 +405,37 @@ func (c *config) listIDHeader(siteName string) string {
 		return '-'
 	}, strings.ToLower(local))
 	return fmt.Sprintf("%s <%s.%s>", siteName, id, c.fromDomain())
+}
+
+// feedbackID is the Feedback-ID of an edition's messages, in Gmail's
+// format: the edition's date, "edition", the list (List-Id's label) and the
+// sender (the From domain); nothing about the recipient.
+func (c *config) feedbackID(date, siteName string) string {
+	id := c.listIDHeader(siteName)
+	if i := strings.LastIndexByte(id, '<'); i >= 0 {
+		id = id[i+1:]
+	}
+	id, _, _ = strings.Cut(strings.TrimSuffix(strings.TrimSpace(id), ">"), ".")
+	return mailer.FeedbackID(date, "edition", id, c.fromDomain())
+}
+
+// splitList is a comma-separated setting's items, trimmed, empty ones left
+// out.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// unsubscribeDomain is where each recipient's unsubscribe mailbox,
+// unsubscribe+TOKEN@domain, lives: the From domain, whose MX the inbound
+// handler serves.
+func (c *config) unsubscribeDomain() string {
+	return c.fromDomain()
 }
 
 // unsubscribeMailto is the mailto: half of List-Unsubscribe (RFC 2369

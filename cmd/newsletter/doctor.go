@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -110,46 +106,24 @@ func (a *app) doctorSetup() (doctor.Setup, error) {
 	return s, nil
 }
 
-// doctorKeys are the public halves of NEWSLETTER_DKIM_KEY_FILE's keys
-// (several, comma-separated), each published at the configured selector.
+// doctorKeys are the public halves of NEWSLETTER_DKIM_KEY_FILE's keys,
+// each with its selector of NEWSLETTER_DKIM_SELECTOR.
 func (c *config) doctorKeys() ([]doctor.Key, error) {
 	if c.dkim == nil {
 		return nil, nil
 	}
+	files, sels := splitList(c.dkimKeyFile), splitList(c.dkimSelector)
 	var keys []doctor.Key
-	for _, file := range strings.Split(c.dkimKeyFile, ",") {
-		pub, err := publicKeyOf(strings.TrimSpace(file))
+	for i, file := range files {
+		data, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE: %w", err)
 		}
-		keys = append(keys, doctor.Key{Domain: c.dkim.Domain, Selector: c.dkim.Selector, Public: pub})
+		signer, err := mailer.ParseDKIMKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("NEWSLETTER_DKIM_KEY_FILE %s: %w", file, err)
+		}
+		keys = append(keys, doctor.Key{Domain: c.dkim.Domain, Selector: sels[i], Public: signer.Public()})
 	}
 	return keys, nil
-}
-
-// publicKeyOf reads a PEM private key (PKCS #1 RSA or PKCS #8) and returns
-// its public key.
-func publicKeyOf(file string) (crypto.PublicKey, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", file)
-	}
-	var key any
-	if block.Type == "RSA PRIVATE KEY" {
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	} else {
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("%s: a %T is not a signing key", file, key)
-	}
-	return signer.Public(), nil
 }

@@ -59,6 +59,7 @@ var topics = []struct{ name, summary string }{
 	{"audit", "who did what and when, on the desk, the API and here"},
 	{"deliveries", "prune: drop the deliveries older than NEWSLETTER_RETENTION, keeping each edition's counts"},
 	{"secret", "print a new random NEWSLETTER_SECRET"},
+	{"dkim", "keygen: a new DKIM key and the DNS record that publishes it"},
 	{"help", "list the subcommands"},
 }
 
@@ -89,6 +90,7 @@ func init() {
 		"suppression list":   suppressionList,
 		"suppression add":    suppressionAdd,
 		"suppression remove": suppressionRemove,
+		"dkim keygen":        dkimKeygen,
 	}
 }
 

@@ -149,7 +149,10 @@ func (a *app) composer(ed *edition.Edition, subs *subscribers.Store) (*delivery.
 		From:              c.fromAddr,
 		ListID:            c.listIDHeader(ed.Site.Name),
 		UnsubscribeMailto: c.unsubscribeMailto(),
+		UnsubscribeDomain: c.unsubscribeDomain(),
 		UnsubscribeURL:    func(uuid string) string { return subs.UnsubscribeURL(c.baseURL, uuid) },
+		UnsubscribeToken:  subs.Tokens.Unsubscribe,
+		FeedbackID:        c.feedbackID(ed.DateString(), ed.Site.Name),
 		DKIM:              c.dkim,
 	}, nil
 }
