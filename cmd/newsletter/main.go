@@ -53,6 +53,7 @@ var topics = []struct{ name, summary string }{
 	{"worker", "a long-lived delivery worker for every edition being sent"},
 	{"status", "how an edition's send stands, and who was not delivered"},
 	{"serve", "serve the reader pages (sign-up, confirm, unsubscribe, web edition); --worker also sends"},
+	{"schedule", "the built-in daily schedule's runs: status, hold DATE, release DATE"},
 	{"deliveries", "prune: drop the deliveries older than NEWSLETTER_RETENTION, keeping each edition's counts"},
 	{"secret", "print a new random NEWSLETTER_SECRET"},
 	{"help", "list the subcommands"},
@@ -74,6 +75,9 @@ func init() {
 		"status":             statusCommand,
 		"serve":              serveCommand,
 		"deliveries prune":   deliveriesPrune,
+		"schedule status":    scheduleStatus,
+		"schedule hold":      scheduleHold,
+		"schedule release":   scheduleRelease,
 	}
 }
 
