@@ -145,6 +145,7 @@ func (s *Scheduler) record(ctx context.Context, now time.Time) error {
 	if last != nil && last.Before(from) {
 		from = maxTime(*last, now.Add(-lookBack))
 	}
+	var missed []string
 	for _, run := range s.Spec.Between(from, now) {
 		day := run.Day.Format(edition.DateLayout)
 		if run.At.After(now.Add(-s.CatchUp)) {
@@ -164,8 +165,13 @@ func (s *Scheduler) record(ctx context.Context, now time.Time) error {
 			return fmt.Errorf("schedule: record the missed run of %s: %w", day, err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			s.alert(ctx, run.Day, Missed, reason)
+			s.Log.Error("scheduled digest not sent", "day", day, "outcome", Missed, "reason", reason)
+			missed = append(missed, day)
 		}
+	}
+	if len(missed) > 0 {
+		// One email however long the outage: the log has a line per day.
+		s.mail(ctx, missed, Missed, "no process was running within the catch-up window of its scheduled time: not sent late")
 	}
 	return nil
 }
@@ -184,6 +190,7 @@ type claimed struct {
 	State        string     `db:"state"`
 	EditionDate  *time.Time `db:"edition_date"`
 	Attempts     int        `db:"attempts"`
+	NextAt       time.Time  `db:"next_at"` // when the step came due
 }
 
 // claimSQL takes the lease of one run with a step due: an import (held or
@@ -200,7 +207,7 @@ WHERE day = (
       AND (state = 'importing' OR NOT held)
       AND (lease_until IS NULL OR lease_until < $1)
     ORDER BY day LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING day, scheduled_for, state, edition_date, attempts`
+RETURNING day, scheduled_for, state, edition_date, attempts, next_at`
 
 func (s *Scheduler) claim(ctx context.Context, now time.Time) (*claimed, error) {
 	var r claimed
@@ -220,6 +227,9 @@ func (s *Scheduler) step(ctx context.Context, now time.Time, r *claimed) error {
 	if r.State == Importing {
 		return s.importStep(ctx, now, r, day)
 	}
+	if now.After(r.NextAt.Add(s.CatchUp)) {
+		return s.late(ctx, now, r, day)
+	}
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	err := s.Start(sctx, *r.EditionDate)
 	cancel()
@@ -233,6 +243,24 @@ func (s *Scheduler) step(ctx context.Context, now time.Time, r *claimed) error {
 	// The send may be retried for as long as its import could have been,
 	// counted from the end of the hold.
 	return s.retryOrFail(ctx, now, r, day, Holding, r.ScheduledFor.Add(s.CatchUp+s.Hold), fmt.Errorf("start the send: %w", err))
+}
+
+// late records a run whose send came due (the hold ended, or an editor
+// released it) longer than the catch-up window ago, all processes having
+// been down since: missed, not sent late. Unless the process that took it
+// last had started the send before it died: then it is sent.
+func (s *Scheduler) late(ctx context.Context, now time.Time, r *claimed, day string) error {
+	var started bool
+	err := s.DB.GetContext(ctx, &started, `SELECT send_started_at IS NOT NULL FROM editions WHERE date = $1::date`,
+		r.EditionDate.Format(edition.DateLayout))
+	if err != nil && !isNoRows(err) {
+		return fmt.Errorf("schedule: read whether the send of %s started: %w", day, err)
+	}
+	if started {
+		return s.finish(ctx, now, day, Sent, "")
+	}
+	return s.finish(ctx, now, day, Missed, fmt.Sprintf("its send was due at %s and no process was running within the catch-up window (%s): not sent late",
+		r.NextAt.In(s.Spec.Location()).Format(time.RFC3339), s.CatchUp))
 }
 
 func (s *Scheduler) importStep(ctx context.Context, now time.Time, r *claimed, day string) error {
@@ -301,9 +329,9 @@ func (s *Scheduler) finish(ctx context.Context, now time.Time, day, outcome, rea
 	if err != nil {
 		return fmt.Errorf("schedule: record the outcome of %s: %w", day, err)
 	}
-	if outcome == Failed {
-		d, _ := edition.ParseDate(day)
-		s.alert(ctx, d, Failed, reason)
+	if outcome == Failed || outcome == Missed {
+		s.Log.Error("scheduled digest not sent", "day", day, "outcome", outcome, "reason", reason)
+		s.mail(ctx, []string{day}, outcome, reason)
 	}
 	return nil
 }
@@ -321,19 +349,21 @@ func (s *Scheduler) unlease(ctx context.Context, day string) error {
 	return ctx.Err()
 }
 
-// alert reports a run that did not send: an error-level log line, and
-// Alert's email when set.
-func (s *Scheduler) alert(ctx context.Context, day time.Time, outcome, reason string) {
-	date := day.Format(edition.DateLayout)
-	s.Log.Error("scheduled digest not sent", "day", date, "outcome", outcome, "reason", reason)
+// mail sends Alert's email about runs that did not send, when Alert is
+// set; the caller logged each at error level.
+func (s *Scheduler) mail(ctx context.Context, days []string, outcome, reason string) {
 	if s.Alert == nil {
 		return
 	}
-	subject := fmt.Sprintf("Newsletter digest of %s %s", date, outcome)
+	which := days[0]
+	if len(days) > 1 {
+		which = fmt.Sprintf("%s to %s (%d days)", days[0], days[len(days)-1], len(days))
+	}
+	subject := fmt.Sprintf("Newsletter digest of %s %s", which, outcome)
 	body := fmt.Sprintf("The scheduled digest of %s (schedule %q, %s) was not sent: it %s.\n\nReason: %s\n\n"+
-		"`newsletter schedule status` lists the runs; `newsletter send --date %s` sends it by hand.\n",
-		date, s.Spec.String(), s.Spec.Location(), outcome, reason, date)
+		"`newsletter schedule status` lists the runs; `newsletter send --date %s` sends one by hand.\n",
+		which, s.Spec.String(), s.Spec.Location(), outcome, reason, days[len(days)-1])
 	if err := s.Alert(context.WithoutCancel(ctx), subject, body); err != nil {
-		s.Log.Error("schedule: the alert email was not sent", "day", date, "err", err)
+		s.Log.Error("schedule: the alert email was not sent", "days", which, "err", err)
 	}
 }

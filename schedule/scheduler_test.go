@@ -241,7 +241,8 @@ func TestCatchUpOnce(t *testing.T) {
 }
 
 // A run due longer ago than NEWSLETTER_CATCHUP when a process comes back is
-// recorded missed and reported, not sent late.
+// recorded missed and reported, not sent late: after three days down, three
+// runs, one log line each and one email.
 func TestMissedRunNotSentLate(t *testing.T) {
 	f := newFixture(t)
 	relay := smtptest.Start(t)
@@ -249,24 +250,38 @@ func TestMissedRunNotSentLate(t *testing.T) {
 	s.Alert = alertTo(relay).Send
 	yesterday := time.Date(2026, 1, 14, 7, 0, 0, 0, time.UTC)
 	tick(t, yesterday, yesterday, time.Minute, s) // the process ran yesterday
-	back := yesterday.Add(24*time.Hour + 7*time.Hour)
+	back := yesterday.Add(3*24*time.Hour + 7*time.Hour)
 	tick(t, back, back.Add(time.Hour), 10*time.Minute, s)
-	if f.starts.Load() != 1 {
-		t.Fatalf("%d sends started, want only yesterday's", f.starts.Load())
+	if f.starts.Load() != 1 || f.imports.Load() != 1 {
+		t.Fatalf("%d imports, %d sends started, want only the first day's", f.imports.Load(), f.starts.Load())
 	}
-	r := f.runs(t)["2026-01-15"]
-	if r.State != schedule.Missed || r.StartedAt != nil || !strings.Contains(r.Reason, "not sent late") {
-		t.Fatalf("today's run: %+v, want missed", r)
-	}
-	if got := f.deliveriesPerReader(t, "2026-01-15"); len(got) != 0 {
-		t.Fatalf("today's edition was queued: %v", got)
+	runs := f.runs(t)
+	for _, day := range []string{"2026-01-15", "2026-01-16", "2026-01-17"} {
+		r := runs[day]
+		if r.State != schedule.Missed || r.StartedAt != nil || !strings.Contains(r.Reason, "not sent late") {
+			t.Fatalf("the run of %s: %+v, want missed", day, r)
+		}
+		if !strings.Contains(f.logs.String(), "level=ERROR msg=\"scheduled digest not sent\" day="+day+" outcome=missed") {
+			t.Fatalf("no error-level log line for the missed run of %s:\n%s", day, f.logs.String())
+		}
 	}
 	msgs := relay.WaitFor(t, 1, 10*time.Second)
-	if len(msgs) != 1 || !strings.Contains(alertText(t, msgs[0]), "2026-01-15 missed") {
-		t.Fatalf("alert emails: %d, want one about 2026-01-15 missed", len(msgs))
+	if len(msgs) != 1 || !strings.Contains(alertText(t, msgs[0]), "2026-01-15 to 2026-01-17 (3 days) missed") {
+		t.Fatalf("alert emails: %d, want one about 2026-01-15 to 2026-01-17 missed", len(msgs))
 	}
-	if !strings.Contains(f.logs.String(), "level=ERROR") {
-		t.Fatalf("no error-level log line for the missed run:\n%s", f.logs.String())
+}
+
+// An edition imported, then every process down until long after its hold
+// ended: recorded missed, not sent late.
+func TestImportedThenDownNotSentLate(t *testing.T) {
+	f := newFixture(t)
+	s := f.scheduler(t, "07:00", "p")
+	s.Hold = 15 * time.Minute
+	due := time.Date(2026, 1, 15, 7, 0, 0, 0, time.UTC)
+	tick(t, due, due, time.Minute, s)
+	tick(t, due.Add(8*time.Hour), due.Add(9*time.Hour), 10*time.Minute, f.scheduler(t, "07:00", "later"))
+	if r := f.runs(t)["2026-01-15"]; r.State != schedule.Missed || f.starts.Load() != 0 || !strings.Contains(r.Reason, "not sent late") {
+		t.Fatalf("run: %+v, %d sends started; want missed, none", r, f.starts.Load())
 	}
 }
 
