@@ -48,11 +48,12 @@ func Hold(ctx context.Context, db *sqlx.DB, day time.Time) error {
 }
 
 // Release lets a held run's send start: at once (at the next tick of a
-// scheduler, now being the clock's time) when it was imported and waiting.
+// scheduler, now being the clock's time) when it was imported, whether its
+// hold ended or not, and however late: an editor asked for it.
 func Release(ctx context.Context, db *sqlx.DB, day, now time.Time) error {
 	return change(ctx, db, day, "release", `
 		UPDATE schedule_runs SET held = false,
-		    next_at = CASE WHEN state = 'holding' THEN least(next_at, $2) ELSE next_at END
+		    next_at = CASE WHEN state = 'holding' THEN $2 ELSE next_at END
 		WHERE day = $1::date AND held AND state IN ('importing', 'holding')`, now)
 }
 

@@ -302,14 +302,15 @@ func TestHeldUntilReleased(t *testing.T) {
 	if err := schedule.Hold(context.Background(), f.db, day); err != nil {
 		t.Fatal(err)
 	}
-	tick(t, due, due.Add(3*time.Hour), time.Minute, s)
+	// Held past the catch-up window: the release still sends it.
+	tick(t, due, due.Add(7*time.Hour), 10*time.Minute, s)
 	if f.starts.Load() != 0 || len(f.deliveriesPerReader(t, "2026-01-15")) != 0 {
 		t.Fatalf("a held edition was sent")
 	}
 	if r := f.runs(t)["2026-01-15"]; r.State != schedule.Holding || !r.Held {
 		t.Fatalf("run: %+v, want holding, held", r)
 	}
-	release := due.Add(3*time.Hour + 30*time.Second)
+	release := due.Add(7*time.Hour + 30*time.Second)
 	if err := schedule.Release(context.Background(), f.db, day, release); err != nil {
 		t.Fatal(err)
 	}
