@@ -60,6 +60,8 @@ type config struct {
 	sendWindow     time.Duration
 	retention      delivery.Retention
 
+	sched scheduleConfig // the built-in schedule (schedule.go)
+
 	siteURL   string
 	logLevel  slog.Level
 	logFormat string

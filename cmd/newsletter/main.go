@@ -57,6 +57,7 @@ var topics = []struct{ name, summary string }{
 	{"doctor", "check SPF, DKIM, DMARC, MX, the relay's TLS and the mail's headers, and say what to fix"},
 	{"editors", "add, list, remove desk accounts; set a password; make and revoke API tokens"},
 	{"audit", "who did what and when, on the desk, the API and here"},
+	{"schedule", "the built-in daily schedule's runs: status, hold DATE, release DATE"},
 	{"deliveries", "prune: drop the deliveries older than NEWSLETTER_RETENTION, keeping each edition's counts"},
 	{"secret", "print a new random NEWSLETTER_SECRET"},
 	{"dkim", "keygen: a new DKIM key and the DNS record that publishes it"},
@@ -91,6 +92,9 @@ func init() {
 		"suppression add":    suppressionAdd,
 		"suppression remove": suppressionRemove,
 		"dkim keygen":        dkimKeygen,
+		"schedule status":    scheduleStatus,
+		"schedule hold":      scheduleHold,
+		"schedule release":   scheduleRelease,
 	}
 }
 

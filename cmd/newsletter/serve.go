@@ -35,7 +35,10 @@ func serve(ctx context.Context, a *app, _ []string) error {
 	go func() { defer close(pruned); a.pruneTokens(pruneCtx, subs) }()
 	defer a.keepHistory(ctx)()
 	if a.cfg.serveWorker {
+		defer a.runSchedule(ctx)()
 		defer a.workBeside(ctx)()
+	} else if a.cfg.sched.spec != nil {
+		a.log.Warn("NEWSLETTER_SCHEDULE is set but serve runs no delivery worker: the schedule runs in worker and serve --worker processes")
 	}
 	// Whatever way serve ends, the queued confirmation emails are sent
 	// (for a while) and the pruner stops.

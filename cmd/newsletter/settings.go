@@ -38,15 +38,16 @@ var (
 	dbCmds = []string{"migrate", "subscribers import", "subscribers add", "subscribers list",
 		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve",
 		"deliveries prune", "suppression list", "suppression add", "suppression remove",
-		"editors add", "editors list", "editors remove", "editors password", "editors token", "editors revoke", "audit"}
+		"editors add", "editors list", "editors remove", "editors password", "editors token", "editors revoke", "audit",
+		"schedule status", "schedule hold", "schedule release"}
 	mailCmds   = []string{"preview", "send", "worker", "serve", "doctor"} // render an edition's or a confirmation's mail
 	smtpCmds   = []string{"send", "worker", "serve", "doctor"}            // send mail; send and worker run a delivery worker, serve with --worker; doctor checks the relay
 	secretCmds = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve",
 		"suppression add", "suppression remove"} // keyed hashes of addresses
-	todayCmds   = []string{"preview", "send", "status"} // decide what "today" is
+	todayCmds   = []string{"preview", "send", "status", "worker", "serve", "schedule status"} // decide what "today" is; the schedule's days
 	serveCmds   = []string{"serve"}
 	allCmds     = append(slices.Clone(dbCmds), "secret", "doctor")
-	sendCmds    = []string{"send"}
+	sendCmds    = []string{"send", "worker", "serve"} // start sends: send, and the schedule in worker and serve
 	editionCmds = []string{"edition import"}
 	// keep the history of deliveries (history.go)
 	retentionCmds = []string{"worker", "serve", "deliveries prune"}
@@ -154,6 +155,23 @@ var settings = []setting{
 	{env: "NEWSLETTER_SEND_WINDOW", flag: "send-window", def: "12h", cmds: sendCmds,
 		help:  "temporary failures are given up this long after the send started; 0: never",
 		parse: durationFrom(0, func(c *config) *time.Duration { return &c.sendWindow })},
+
+	// The built-in schedule (worker, serve --worker: schedule.go).
+	{env: "NEWSLETTER_FEED_URL", flag: "feed-url", cmds: scheduleCmds,
+		help:  "where the schedule imports the day's edition from: the site's feed or page (http or https), or a file; required with NEWSLETTER_SCHEDULE",
+		parse: optional(parseFeedURL)},
+	{env: "NEWSLETTER_SCHEDULE", flag: "schedule", cmds: scheduleCmds,
+		help:  "send the day's digest on its own at this time of day (07:00) or cron expression (30 6 * * 1-5), in NEWSLETTER_TZ; unset: no schedule",
+		parse: optional(parseSchedule)},
+	{env: "NEWSLETTER_HOLD", flag: "hold", def: "0", cmds: scheduleCmds,
+		help:  "how long a scheduled edition waits between its import and its send, for an editor to hold it (newsletter schedule hold DATE)",
+		parse: durationFrom(0, func(c *config) *time.Duration { return &c.sched.hold })},
+	{env: "NEWSLETTER_CATCHUP", flag: "catchup", def: "6h", cmds: scheduleCmds,
+		help:  "how late a scheduled run may still start (no process was up, the feed kept failing); older runs are recorded missed or failed, not sent",
+		parse: durationFrom(time.Minute, func(c *config) *time.Duration { return &c.sched.catchUp })},
+	{env: "NEWSLETTER_ALERT_TO", flag: "alert-to", cmds: scheduleCmds,
+		help:  "an address told by email when a scheduled digest fails or is missed",
+		parse: optional(parseAlertTo)},
 
 	{env: "NEWSLETTER_RETENTION", flag: "retention", def: "13mo", cmds: retentionCmds,
 		help:  "how long deliveries are kept after their send started (13mo, 400d; 0: forever); an edition's counts and failures stay",

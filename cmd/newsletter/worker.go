@@ -22,6 +22,7 @@ var workerCommand = &command{
 		fs.DurationVar(&poll, "poll", 2*time.Second, "how often to look for work when idle")
 		return func(ctx context.Context, a *app, _ []string) error {
 			defer a.keepHistory(ctx)()
+			defer a.runSchedule(ctx)()
 			err := a.runWorker(ctx, poll)
 			if errors.Is(err, context.Canceled) {
 				a.log.Info("worker stopped")
