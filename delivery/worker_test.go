@@ -56,7 +56,7 @@ func dialer(t testing.TB, f *fixture, relays ...smtpclient.Config) delivery.Dial
 	if err != nil {
 		t.Fatal(err)
 	}
-	return delivery.BulkDialer(relays, comp, prep)
+	return delivery.BulkDialer(relays, comp, prep, nil)
 }
 
 func smtpConfig(srv *smtptest.Server) smtpclient.Config {

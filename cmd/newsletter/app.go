@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 
 	"newsletter/fleet"
+	"newsletter/metrics"
 	"newsletter/migrations"
 	"newsletter/templates"
 	"newsletter/web"
@@ -22,14 +23,15 @@ import (
 // configuration, the logger, where to write, and, for the subcommands that
 // need them, the database and the templates.
 type app struct {
-	cmd    string // the subcommand's full name, like "subscribers add"
-	cfg    *config
-	log    *slog.Logger
-	stdout io.Writer
-	stderr io.Writer
-	db     *sqlx.DB       // nil unless the subcommand needs the database
-	tpl    *templates.Set // nil unless it renders mail or pages
-	member *fleet.Member  // this process in the registry of workers, while it sends (see joinFleet)
+	cmd     string // the subcommand's full name, like "subscribers add"
+	cfg     *config
+	log     *slog.Logger
+	stdout  io.Writer
+	stderr  io.Writer
+	db      *sqlx.DB       // nil unless the subcommand needs the database
+	tpl     *templates.Set // nil unless it renders mail or pages
+	member  *fleet.Member  // this process in the registry of workers, while it sends (see joinFleet)
+	metrics *metrics.Metrics
 }
 
 // needs says what a subcommand's app holds besides its configuration.
@@ -63,6 +65,7 @@ func newApp(ctx context.Context, cmd string, n needs, cfg *config, stdout, stder
 		a.db = db
 		a.poolSize().apply(db)
 	}
+	a.metrics = metrics.New(a.db, a.log)
 	return a, nil
 }
 
