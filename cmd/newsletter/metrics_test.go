@@ -75,18 +75,7 @@ func TestMetricsAfterASend(t *testing.T) {
 	t.Setenv("NEWSLETTER_LISTEN", "127.0.0.1:0")
 	base, _ := h.serve(t, "--worker")
 	h.must("send", "--date", "2025-11-13", "--enqueue-only")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var finished bool
-		h.db.Get(&finished, `SELECT finished_at IS NOT NULL FROM editions`)
-		if finished {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve --worker did not finish the edition")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitFinished()
 	// The one-click POST a mailbox provider makes (RFC 8058), from the
 	// link in Ada's message.
 	var link string
@@ -210,4 +199,18 @@ func (h *harness) background(t *testing.T, args ...string) *lockedBuffer {
 		}
 	})
 	return logs
+}
+
+// waitFinished waits until the edition's send is finished, by whichever
+// process runs it.
+func (h *harness) waitFinished() {
+	h.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var finished bool
+		h.db.Get(&finished, `SELECT finished_at IS NOT NULL FROM editions`)
+		if finished {
+			return
+		}
+	}
+	h.t.Fatal("the edition's send did not finish")
 }
