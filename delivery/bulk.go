@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"newsletter/mailer"
@@ -29,9 +31,11 @@ func (c *Composer) Prepare() (*mailer.Prepared, error) {
 // the edition prepared once: each recipient's message is spliced into
 // pre-encoded bytes, not built. This is how editions are sent; go-mail
 // (smtpclient.DialMsg) sends only test copies and transactional mail.
-func BulkDialer(relays []smtpclient.Config, c *Composer, p *mailer.Prepared) Dialer {
+// dialFailed, when not nil, is told of each relay ("host:port") that could
+// not be connected to (for /metrics).
+func BulkDialer(relays []smtpclient.Config, c *Composer, p *mailer.Prepared, dialFailed func(relay string)) Dialer {
 	return func(ctx context.Context) (Mailer, error) {
-		conn, err := dialFirst(ctx, relays)
+		conn, err := dialFirst(ctx, relays, dialFailed)
 		if err != nil {
 			return nil, err
 		}
@@ -41,14 +45,18 @@ func BulkDialer(relays []smtpclient.Config, c *Composer, p *mailer.Prepared) Dia
 
 // dialFirst connects to the first relay that answers, in the order given:
 // the first is the primary, the others take over while it is down.
-func dialFirst(ctx context.Context, relays []smtpclient.Config) (*smtpclient.Conn, error) {
+func dialFirst(ctx context.Context, relays []smtpclient.Config, dialFailed func(relay string)) (*smtpclient.Conn, error) {
 	var errs []error
 	for _, cfg := range relays {
 		c, err := smtpclient.Dial(ctx, cfg)
 		if err == nil {
 			return c, nil
 		}
-		errs = append(errs, fmt.Errorf("%s:%d: %w", cfg.Host, cfg.Port, err))
+		relay := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+		if dialFailed != nil && ctx.Err() == nil {
+			dialFailed(relay)
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", relay, err))
 		if ctx.Err() != nil {
 			break
 		}

@@ -155,6 +155,10 @@ func (c *conn) result(j Job, o Outcome) Result {
 	case o.Permanent:
 		r.Status, r.Permanent, r.HardBounce = Failed, true, o.HardBounce
 		c.r.stats.Failed.Add(1)
+		c.r.stats.Refused.Add(1)
+		if o.HardBounce {
+			c.r.stats.Bounced.Add(1)
+		}
 		c.w.Log.Info("delivery refused", "subscriber", j.SubscriberID, "code", o.Code, "enhanced", o.Enhanced)
 		c.r.watchBounces(o.HardBounce)
 		return r

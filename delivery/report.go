@@ -59,3 +59,18 @@ func (q *Queue) EachUndelivered(ctx context.Context, editionID int64, fn func(Un
 		after = page[len(page)-1].SubscriberID
 	}
 }
+
+// Finished counts the edition's deliveries given a final outcome (sent,
+// failed, skipped) in the last window: a send's current rate, whichever
+// workers run it.
+func (q *Queue) Finished(ctx context.Context, editionID int64, window time.Duration) (int64, error) {
+	var n int64
+	err := q.DB.GetContext(ctx, &n, `
+		SELECT count(*) FROM deliveries
+		WHERE `+ofEdition+` AND status IN ('sent', 'failed', 'skipped') AND updated_at > now() - $2 * interval '1 microsecond'`,
+		editionID, window.Microseconds())
+	if err != nil {
+		return 0, fmt.Errorf("count deliveries finished lately: %w", err)
+	}
+	return n, nil
+}

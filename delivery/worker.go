@@ -93,9 +93,15 @@ type Worker struct {
 	BouncePause float64
 }
 
-// Stats counts what one Run did.
+// Stats counts what one Run did. The counters are the run's own, added to
+// as outcomes come; /metrics reads them when scraped (package metrics), so
+// counting for it costs the send nothing more.
 type Stats struct {
 	Sent, Failed, Retried, Skipped, Deferred atomic.Int64
+	// Of Failed, Refused are the server's permanent refusals (5xx), and of
+	// those, Bounced the mailboxes that do not exist (5.1.x to RCPT); the
+	// rest of Failed are temporary failures given up on.
+	Refused, Bounced atomic.Int64
 }
 
 func (w *Worker) defaults() {

@@ -71,6 +71,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.Info("sign-up", "subscriber", res.SubscriberID, "outcome", res.Outcome, "mailed", res.Mailing != nil)
+	s.Counts.SignUps.Add(1)
 	s.mailConfirmation(res.Mailing)
 	s.checkInbox(w, addr)
 }
@@ -134,6 +135,9 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.Info("confirmed", "subscriber", c.SubscriberID, "purpose", string(c.Purpose), "already", c.Already)
+	if !c.Already && c.Purpose != subscribers.PurposeChangeAddress {
+		s.Counts.Confirmations.Add(1)
+	}
 	archive := s.basePath + "/editions"
 	if c.Purpose == subscribers.PurposeChangeAddress {
 		s.page(w, http.StatusOK, "message.html", messageLink("Your address is changed",

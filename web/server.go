@@ -50,6 +50,9 @@ type Server struct {
 	// MaxRenders bounds the requests rendering at once (see
 	// DefaultMaxRenders, the value for 0).
 	MaxRenders int
+	// Counts counts the sign-ups, confirmations and unsubscribes (nil:
+	// counted for nobody).
+	Counts *Counts
 
 	once     sync.Once
 	basePath string // BaseURL's path, which prefixes every link and form
@@ -63,6 +66,9 @@ type Server struct {
 
 func (s *Server) init() {
 	s.now = time.Now
+	if s.Counts == nil {
+		s.Counts = new(Counts)
+	}
 	secure := false
 	if u, err := url.Parse(s.BaseURL); err == nil {
 		s.basePath = strings.TrimRight(u.Path, "/")
@@ -182,11 +188,21 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.Info("unsubscribed", "subscriber", sub.ID, "how", "one-click", "changed", changed)
+	// The page's button posts here too; a browser that came from the page
+	// has its CSRF cookie, a mailbox provider has none.
+	csrfToken := s.csrf.existingToken(r)
+	switch {
+	case !changed:
+	case csrfToken != "":
+		s.Counts.PageUnsubscribes.Add(1)
+	default:
+		s.Counts.OneClickUnsubscribes.Add(1)
+	}
 	sub.Status = subscribers.Unsubscribed
 	// A browser that came from the page has the CSRF cookie, so the
 	// answer can offer "subscribe again" as a button; a mailbox provider
 	// has none and gets a link to the page instead.
-	s.managePage(w, r, http.StatusOK, sub, s.csrf.existingToken(r), templates.UnsubscribePage{Done: true})
+	s.managePage(w, r, http.StatusOK, sub, csrfToken, templates.UnsubscribePage{Done: true})
 }
 
 // subscriber finds the subscriber of the token in the path, or answers 404.

@@ -13,7 +13,9 @@ import (
 	"github.com/lib/pq"
 
 	"newsletter/fleet"
+	"newsletter/metrics"
 	"newsletter/migrations"
+	"newsletter/schedule"
 	"newsletter/templates"
 	"newsletter/web"
 )
@@ -22,14 +24,15 @@ import (
 // configuration, the logger, where to write, and, for the subcommands that
 // need them, the database and the templates.
 type app struct {
-	cmd    string // the subcommand's full name, like "subscribers add"
-	cfg    *config
-	log    *slog.Logger
-	stdout io.Writer
-	stderr io.Writer
-	db     *sqlx.DB       // nil unless the subcommand needs the database
-	tpl    *templates.Set // nil unless it renders mail or pages
-	member *fleet.Member  // this process in the registry of workers, while it sends (see joinFleet)
+	cmd     string // the subcommand's full name, like "subscribers add"
+	cfg     *config
+	log     *slog.Logger
+	stdout  io.Writer
+	stderr  io.Writer
+	db      *sqlx.DB       // nil unless the subcommand needs the database
+	tpl     *templates.Set // nil unless it renders mail or pages
+	member  *fleet.Member  // this process in the registry of workers, while it sends (see joinFleet)
+	metrics *metrics.Metrics
 }
 
 // needs says what a subcommand's app holds besides its configuration.
@@ -62,6 +65,12 @@ func newApp(ctx context.Context, cmd string, n needs, cfg *config, stdout, stder
 		}
 		a.db = db
 		a.poolSize().apply(db)
+	}
+	a.metrics = metrics.New(a.db, a.log)
+	if a.db != nil {
+		a.metrics.ScheduleOutcomes(func(ctx context.Context) (time.Time, time.Time, error) {
+			return schedule.LastOutcomes(ctx, a.db)
+		})
 	}
 	return a, nil
 }

@@ -45,6 +45,9 @@ type config struct {
 	ipLimit     web.RateLimit
 	proxies     []netip.Prefix
 	serveWorker bool
+	// metricsListen serves /metrics apart (NEWSLETTER_METRICS_LISTEN); empty:
+	// on the reader pages' listener for serve, nowhere for worker.
+	metricsListen string
 
 	// The delivery worker.
 	conns          int

@@ -63,6 +63,7 @@ func (a *app) sendEdition(ctx context.Context, w *delivery.Worker, id int64, dat
 		}})
 		defer m.SetActivity(fleet.Activity{})
 	}
+	defer a.metrics.Track(stats)()
 	return w.Run(ctx, id, stats)
 }
 

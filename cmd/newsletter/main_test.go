@@ -604,18 +604,7 @@ func TestWorkerCommandSendsQueuedEditions(t *testing.T) {
 	go func() { done <- run(ctx, []string{"worker", "--poll", "50ms"}, &out, &errb) }()
 	h.must("send", "--date", "2025-11-13", "--enqueue-only")
 	h.smtp.WaitFor(t, 4, 30*time.Second)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var finished bool
-		h.db.Get(&finished, `SELECT finished_at IS NOT NULL FROM editions`)
-		if finished {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the worker did not finish the edition")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitFinished()
 	cancel() // SIGTERM
 	if code := <-done; code != 0 {
 		t.Fatalf("worker exited %d: %s", code, errb.String())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -13,31 +14,46 @@ import (
 	"newsletter/edition"
 )
 
-// How often a running send says how it stands: often on a terminal, where
-// someone is watching and silence looks like a hang; seldom in a log.
-const (
-	progressTerminal = 5 * time.Second
-	progressLog      = time.Minute
+// How often a running send says how it stands: a terminal's bar is redrawn
+// often, so that it moves; a log gets a line every few seconds. Variables
+// so that the tests need not wait.
+var (
+	progressTerminal = 500 * time.Millisecond
+	progressLog      = 5 * time.Second
 )
+
+// rateWindow is how far back the current rate looks: long enough to smooth
+// a stream's pauses between groups, short enough to follow a slowdown.
+const rateWindow = 10 * time.Second
 
 // progress reports a send as it runs, from the run's counters; when they
 // have not moved it says what the send is waiting for. It reads the
-// database only then, once a tick: nothing on the send's own path.
+// database only then, once a tick, and once at the start for how many
+// recipients are left: nothing on the send's own path.
 type progress struct {
-	a      *app
-	w      *delivery.Worker
-	st     *edition.Stored
-	stats  *delivery.Stats
-	out    io.Writer // a terminal; nil: log lines
-	last   int64     // finished deliveries at the last tick
-	start  time.Time
-	lastAt time.Time
+	a       *app
+	w       *delivery.Worker
+	st      *edition.Stored
+	stats   *delivery.Stats
+	out     io.Writer // a terminal: the bar; nil: log lines
+	left    int64     // recipients without a final outcome when the send started (-1: unknown)
+	start   time.Time
+	samples []sample // finished deliveries over the last rateWindow
+	moved   bool     // finished deliveries changed since the last tick
 }
 
-// watchSend starts reporting the send's progress: to stderr when it is a
-// terminal, else as log lines. The returned stop ends the reports.
+type sample struct {
+	at   time.Time
+	done int64
+}
+
+// watchSend starts reporting the send's progress: a bar on stderr when it
+// is a terminal, else log lines. The returned stop ends the reports.
 func (a *app) watchSend(ctx context.Context, w *delivery.Worker, st *edition.Stored, stats *delivery.Stats) (stop func()) {
-	p := &progress{a: a, w: w, st: st, stats: stats, start: time.Now()}
+	p := &progress{a: a, w: w, st: st, stats: stats, start: time.Now(), left: -1}
+	if c, err := w.Queue.Count(ctx, st.ID); err == nil {
+		p.left = c.Queued + c.Sending
+	}
 	every := progressLog
 	if isTerminal(a.stderr) {
 		p.out, every = a.stderr, progressTerminal
@@ -50,32 +66,95 @@ func (a *app) watchSend(ctx context.Context, w *delivery.Worker, st *edition.Sto
 		for {
 			select {
 			case <-ctx.Done():
+				if p.out != nil {
+					p.report(context.Background(), time.Now())
+					fmt.Fprintln(p.out)
+				}
 				return
-			case <-t.C:
-				p.report(ctx)
+			case now := <-t.C:
+				p.report(ctx, now)
 			}
 		}
 	})
 	return func() { cancel(); wg.Wait() }
 }
 
-// report writes one line: the counts, and what the send waits for when
-// nothing was finished since the last one.
-func (p *progress) report(ctx context.Context) {
+// progressLine is where a send stands.
+type progressLine struct {
+	sent, failed, skipped, retried int64
+	remaining                      int64         // -1: unknown
+	rate                           float64       // finished deliveries per second, lately
+	eta                            time.Duration // -1: unknown
+}
+
+// line reads the counters at now.
+func (p *progress) line(now time.Time) progressLine {
 	s := p.stats
-	done := s.Sent.Load() + s.Failed.Load() + s.Skipped.Load()
-	line := fmt.Sprintf("edition %s: %d sent, %d failed, %d skipped, %d retries so far (%s)",
-		p.st.Edition.DateString(), s.Sent.Load(), s.Failed.Load(), s.Skipped.Load(), s.Retried.Load(),
-		time.Since(p.start).Round(time.Second))
-	if done == p.last {
-		line += "; " + p.waitingFor(ctx)
+	l := progressLine{sent: s.Sent.Load(), failed: s.Failed.Load(), skipped: s.Skipped.Load(),
+		retried: s.Retried.Load(), remaining: -1, eta: -1}
+	done := l.sent + l.failed + l.skipped
+	p.moved = len(p.samples) == 0 || p.samples[len(p.samples)-1].done != done
+	p.samples = append(p.samples, sample{now, done})
+	for len(p.samples) > 2 && now.Sub(p.samples[1].at) >= rateWindow {
+		p.samples = p.samples[1:]
 	}
-	p.last = done
+	if first := p.samples[0]; now.Sub(first.at) > 0 {
+		l.rate = float64(done-first.done) / now.Sub(first.at).Seconds()
+	}
+	if p.left >= 0 {
+		// Other workers may finish some of them too: never below zero.
+		l.remaining = max(0, p.left-done)
+		if l.rate > 0 {
+			l.eta = time.Duration(float64(l.remaining) / l.rate * float64(time.Second))
+		}
+	}
+	return l
+}
+
+// report draws the bar, or logs a line with what the send waits for when
+// nothing was finished since the last one.
+func (p *progress) report(ctx context.Context, now time.Time) {
+	l := p.line(now)
 	if p.out != nil {
-		fmt.Fprintln(p.out, line)
+		fmt.Fprintf(p.out, "\r%s\x1b[K", p.bar(l, now))
 		return
 	}
-	p.a.log.Info("send progress", "edition", p.st.Edition.DateString(), "status", line)
+	attrs := []any{"edition", p.st.Edition.DateString(), "sent", l.sent, "failed", l.failed,
+		"skipped", l.skipped, "retried", l.retried, "remaining", l.remaining,
+		"rate", fmt.Sprintf("%.1f/s", l.rate), "elapsed", now.Sub(p.start).Round(time.Second)}
+	if l.eta >= 0 {
+		attrs = append(attrs, "eta", now.Add(l.eta).Format(time.TimeOnly))
+	}
+	if !p.moved {
+		attrs = append(attrs, "waiting", p.waitingFor(ctx))
+	}
+	p.a.log.Log(ctx, slog.LevelInfo, "send progress", attrs...)
+}
+
+// bar is the terminal's line: a bar of the share finished, the counts, the
+// rate and the estimated finish.
+func (p *progress) bar(l progressLine, now time.Time) string {
+	const width = 24
+	done := l.sent + l.failed + l.skipped
+	frac := 0.0
+	if total := done + l.remaining; l.remaining >= 0 && total > 0 {
+		frac = float64(done) / float64(total)
+	}
+	n := int(frac * width)
+	s := fmt.Sprintf("[%s%s] %3.0f%% %d sent, %d failed, ", strings.Repeat("=", n), strings.Repeat(" ", width-n),
+		100*frac, l.sent, l.failed)
+	if l.remaining >= 0 {
+		s += fmt.Sprintf("%d left, ", l.remaining)
+	}
+	s += fmt.Sprintf("%.0f msgs/s", l.rate)
+	switch {
+	case l.remaining == 0:
+	case l.eta >= 0:
+		s += fmt.Sprintf(", done at %s (in %s)", now.Add(l.eta).Format(time.TimeOnly), l.eta.Round(time.Second))
+	case !p.moved:
+		s += ", waiting"
+	}
+	return s
 }
 
 // waitingFor says what a send that finished nothing lately waits for: a

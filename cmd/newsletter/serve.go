@@ -51,7 +51,17 @@ func serve(ctx context.Context, a *app, _ []string) error {
 			a.log.Error("confirmation emails left unsent at shutdown", "err", err)
 		}
 	}()
-	return a.listenAndServe(ctx, srv.Handler())
+	h := srv.Handler()
+	if a.cfg.metricsListen == "" {
+		h = a.withMetrics(h)
+	} else {
+		stop, err := a.serveMetrics(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	return a.listenAndServe(ctx, h)
 }
 
 // readerPages is the web server of the reader pages.
@@ -74,6 +84,7 @@ func (a *app) readerPages(ctx context.Context, subs *subscribers.Store, outbox *
 		DKIM:           a.cfg.dkim,
 		TrustedProxies: a.cfg.proxies,
 		IPLimit:        a.cfg.ipLimit,
+		Counts:         a.metrics.Readers(),
 	}
 }
 

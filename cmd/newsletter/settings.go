@@ -120,6 +120,9 @@ var settings = []setting{
 	{env: "NEWSLETTER_SERVE_WORKER", flag: "worker", def: "false", cmds: serveCmds,
 		help:  "also run a delivery worker in this process, like newsletter worker (true or 1)",
 		parse: parseBool(func(c *config) *bool { return &c.serveWorker })},
+	{env: "NEWSLETTER_METRICS_LISTEN", flag: "metrics-listen", cmds: []string{"worker", "serve"},
+		help:  "HTTP address of /metrics (Prometheus) on its own; unset: serve has it on NEWSLETTER_LISTEN, worker has none",
+		parse: parseMetricsListen},
 
 	// The delivery worker (send, worker, serve --worker).
 	{env: "NEWSLETTER_SMTP_CONNS", flag: "conns", def: "2", cmds: smtpCmds,

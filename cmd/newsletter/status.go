@@ -31,7 +31,13 @@ type statusReport struct {
 		Queued          int64 `json:"queued"`
 		Sending         int64 `json:"sending"`
 	} `json:"counts"`
-	Workers []fleet.Worker `json:"workers"` // the live ones, whatever they send
+	// PercentDone is the share of the recipients with a final outcome;
+	// Rate, deliveries given one per second over the last minute, by every
+	// worker; EstimatedFinish, when the rest would be done at that rate.
+	PercentDone     float64        `json:"percent_done"`
+	Rate            float64        `json:"rate_per_second"`
+	EstimatedFinish *time.Time     `json:"estimated_finish,omitempty"`
+	Workers         []fleet.Worker `json:"workers"` // the live ones, whatever they send
 	// Pruned: the deliveries are gone (NEWSLETTER_RETENTION) and the counts
 	// are the summary kept, with the failures by reply code.
 	Pruned   bool               `json:"pruned,omitempty"`
@@ -40,15 +46,21 @@ type statusReport struct {
 }
 
 var statusCommand = &command{
-	usage: "status [--date YYYY-MM-DD] [--json] [--undelivered]\n\nHow an edition's send stands: counts by outcome and, with --undelivered, every recipient not delivered and why.",
+	usage: "status [--date YYYY-MM-DD] [--json] [--undelivered] [--watch]\n\nHow an edition's send stands: counts by outcome, the share done, the rate and the estimated finish and,\n" +
+		"with --undelivered, every recipient not delivered and why. --watch follows a send that another process runs\n" +
+		"until it finishes (or SIGINT).",
 	needs: needDB,
 	setup: func(fs *flag.FlagSet) runFunc {
 		var date time.Time
-		var asJSON, undelivered bool
+		var asJSON, undelivered, watch bool
 		dateFlag(fs, &date, "the edition's date, YYYY-MM-DD (default: today in NEWSLETTER_TZ)")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 		fs.BoolVar(&undelivered, "undelivered", false, "list every recipient not delivered, with the reason")
+		fs.BoolVar(&watch, "watch", false, "redraw the report every few seconds until the send finishes")
 		return func(ctx context.Context, a *app, _ []string) error {
+			if watch {
+				return a.watchStatus(ctx, date)
+			}
 			st, r, err := a.status(ctx, date)
 			if err != nil {
 				return err
@@ -95,6 +107,9 @@ func (a *app) status(ctx context.Context, date time.Time) (*edition.Stored, *sta
 	r.Counts.Total, r.Counts.Sent, r.Counts.Skipped = counts.Total(), counts.Sent, counts.Skipped
 	r.Counts.FailedPermanent, r.Counts.FailedTemporary = counts.FailedPermanent, counts.Failed-counts.FailedPermanent
 	r.Counts.Queued, r.Counts.Sending = counts.Queued, counts.Sending
+	if err := r.progress(ctx, q, st.ID); err != nil {
+		return nil, nil, err
+	}
 	if r.Workers, err = fleet.List(ctx, a.db); err != nil {
 		return nil, nil, err
 	}
@@ -139,6 +154,9 @@ func (r *statusReport) writeText(ctx context.Context, w *bufio.Writer, q *delive
 		fmt.Fprintf(w, " (%s)", r.PauseReason)
 	}
 	fmt.Fprintln(w)
+	if r.StartedAt != nil {
+		fmt.Fprintf(w, "started:   %s\n", r.StartedAt.Format(time.RFC3339))
+	}
 	switch {
 	case r.SendBy != nil:
 		fmt.Fprintf(w, "send by:   %s\n", r.SendBy.Format(time.RFC3339))
@@ -148,6 +166,7 @@ func (r *statusReport) writeText(ctx context.Context, w *bufio.Writer, q *delive
 	fmt.Fprintf(w, "recipients %d: sent %d, failed %d (refused %d, temporary %d), skipped %d, queued %d, sending %d\n",
 		r.Counts.Total, r.Counts.Sent, r.failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,
 		r.Counts.Skipped, r.Counts.Queued, r.Counts.Sending)
+	r.writeProgress(w)
 	writeWorkers(w, r.Workers)
 	if r.Pruned {
 		fmt.Fprintln(w, "deliveries pruned (NEWSLETTER_RETENTION): the counts are the summary kept; failures by reply:")
@@ -199,4 +218,84 @@ func replyText(u delivery.Undelivered) string {
 		return ""
 	}
 	return oneLine(*u.Reply)
+}
+
+// rateWindowStatus is how far back status looks for the current rate.
+const rateWindowStatus = time.Minute
+
+// progress fills in the share done, the current rate and the estimated
+// finish from the counts and the deliveries finished lately.
+func (r *statusReport) progress(ctx context.Context, q *delivery.Queue, id int64) error {
+	c := r.Counts
+	if c.Total == 0 {
+		return nil
+	}
+	left := c.Queued + c.Sending
+	r.PercentDone = 100 * float64(c.Total-left) / float64(c.Total)
+	if left == 0 || r.Pruned {
+		return nil
+	}
+	n, err := q.Finished(ctx, id, rateWindowStatus)
+	if err != nil {
+		return err
+	}
+	r.Rate = float64(n) / rateWindowStatus.Seconds()
+	if r.Rate > 0 {
+		eta := time.Now().Add(time.Duration(float64(left) / r.Rate * float64(time.Second))).Truncate(time.Second)
+		r.EstimatedFinish = &eta
+	}
+	return nil
+}
+
+func (r *statusReport) writeProgress(w *bufio.Writer) {
+	if r.Counts.Total == 0 {
+		return
+	}
+	fmt.Fprintf(w, "progress:  %.1f%% done", r.PercentDone)
+	if r.Counts.Queued+r.Counts.Sending > 0 {
+		fmt.Fprintf(w, ", %.1f msgs/s over the last minute", r.Rate)
+		if r.EstimatedFinish != nil {
+			fmt.Fprintf(w, ", finishing about %s", r.EstimatedFinish.Format(time.RFC3339))
+		} else {
+			fmt.Fprint(w, ", no estimate of the finish (nothing finished in the last minute)")
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// statusWatchEvery is how often status --watch redraws (a variable so that
+// the tests need not wait).
+var statusWatchEvery = 2 * time.Second
+
+// watchStatus redraws the report of the edition of date until its send
+// finishes or ctx ends (SIGINT): on a terminal in place, otherwise one
+// report after the other.
+func (a *app) watchStatus(ctx context.Context, date time.Time) error {
+	term := isTerminal(a.stdout)
+	q := &delivery.Queue{DB: a.db}
+	for {
+		st, r, err := a.status(ctx, date)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriter(a.stdout)
+		if term {
+			w.WriteString("\x1b[H\x1b[2J") // home, clear the screen
+		}
+		fmt.Fprintf(w, "%s\n", time.Now().Format(time.TimeOnly))
+		err = r.writeText(ctx, w, q, st.ID, false)
+		w.WriteString("\n")
+		if ferr := w.Flush(); err == nil {
+			err = ferr
+		}
+		if err != nil || r.State == "finished" {
+			return err
+		}
+		if !sleepCtx(ctx, statusWatchEvery) {
+			return nil
+		}
+	}
 }

@@ -21,9 +21,14 @@ var workerCommand = &command{
 		var poll time.Duration
 		fs.DurationVar(&poll, "poll", 2*time.Second, "how often to look for work when idle")
 		return func(ctx context.Context, a *app, _ []string) error {
+			stop, err := a.serveMetrics(ctx)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			defer a.keepHistory(ctx)()
 			defer a.runSchedule(ctx)()
-			err := a.runWorker(ctx, poll)
+			err = a.runWorker(ctx, poll)
 			if errors.Is(err, context.Canceled) {
 				a.log.Info("worker stopped")
 				return nil
@@ -100,7 +105,7 @@ func (a *app) newWorker(comp *delivery.Composer) (*delivery.Worker, error) {
 	w := &delivery.Worker{
 		Queue:          &delivery.Queue{DB: a.db},
 		Editions:       &edition.Store{DB: a.db},
-		Dial:           delivery.BulkDialer(c.relays, comp, prep),
+		Dial:           delivery.BulkDialer(c.relays, comp, prep, a.metrics.DialFailed),
 		Holder:         a.holder(),
 		Log:            a.log,
 		Conns:          c.conns,
