@@ -37,11 +37,12 @@ type setting struct {
 var (
 	dbCmds = []string{"migrate", "subscribers import", "subscribers add", "subscribers list",
 		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve",
-		"deliveries prune"}
+		"deliveries prune",
+		"edition list", "edition show", "edition delete"}
 	mailCmds    = []string{"preview", "send", "worker", "serve"} // render an edition's or a confirmation's mail
 	smtpCmds    = []string{"send", "worker", "serve"}            // send mail; send and worker run a delivery worker, serve with --worker
 	secretCmds  = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve"}
-	todayCmds   = []string{"preview", "send", "status"} // decide what "today" is
+	todayCmds   = []string{"preview", "send", "status", "edition import"} // decide what "today" is
 	serveCmds   = []string{"serve"}
 	allCmds     = append(slices.Clone(dbCmds), "secret")
 	sendCmds    = []string{"send"}
