@@ -94,7 +94,7 @@ func (f *Fetcher) Fetch(ctx context.Context, url string, cond Validators, opts P
 	}
 	req.Header.Set("User-Agent", f.UserAgent)
 	// Section 12.5.1: what Parse reads, the others last.
-	req.Header.Set("Accept", "application/rss+xml, application/atom+xml, application/feed+json, application/json, text/plain;q=0.9, */*;q=0.5")
+	req.Header.Set("Accept", "application/rss+xml, application/atom+xml, application/json, text/plain;q=0.9, */*;q=0.5")
 	if cond.ETag != "" {
 		req.Header.Set("If-None-Match", cond.ETag)
 	}
