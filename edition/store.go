@@ -22,7 +22,8 @@ var (
 // parameter would be converted through the session's time zone and could
 // land on the neighbouring day.
 const (
-	lockByDateSQL = `SELECT id, send_started_at IS NOT NULL FROM editions WHERE date = $1::date FOR UPDATE`
+	// The content is compared as jsonb, which ignores key order and spacing.
+	lockByDateSQL = `SELECT id, send_started_at IS NOT NULL, content = $2::jsonb FROM editions WHERE date = $1::date FOR UPDATE`
 	// ON CONFLICT DO NOTHING: a concurrent Save of the same new date makes
 	// this insert nothing, and Save then locks and replaces that row.
 	insertSQL = `INSERT INTO editions (date, content, source_format) VALUES ($1::date, $2::jsonb, $3)
@@ -35,7 +36,17 @@ const (
 
 	versionSQL = `SELECT id, imported_at, send_started_at FROM editions WHERE date = $1::date`
 
-	listSQL = `SELECT id, date::text, content->'lead'->>'title', send_started_at FROM editions ORDER BY date DESC`
+	listSQL = `SELECT id, date::text, content->'site'->>'name', content->'lead'->>'title',
+		send_started_at, paused_at, finished_at FROM editions ORDER BY date DESC`
+
+	// A send starting takes the row lock (MarkSendStarted) and this
+	// DELETE re-checks its condition after waiting for it, so an edition
+	// is either deleted or sent, never both.
+	deleteSQL = `WITH d AS (DELETE FROM editions WHERE date = $1::date AND send_started_at IS NULL RETURNING date),
+		s AS (DELETE FROM edition_sources WHERE edition_date IN (SELECT date FROM d))
+		SELECT count(*) FROM d`
+	nearestSQL = `SELECT (SELECT max(date)::text FROM editions WHERE date < $1::date),
+		(SELECT min(date)::text FROM editions WHERE date > $1::date)`
 
 	// markSendStartedSQL freezes the edition and fixes its send-by deadline
 	// at the first start: $2 seconds later, or NULL for none ($2 = 0). A
@@ -67,73 +78,114 @@ type Stored struct {
 type Summary struct {
 	ID            int64
 	Date          time.Time
+	Subject       string // see Edition.Subject
 	LeadTitle     string
 	SendStartedAt *time.Time
+	State         string // see SendState.State
 }
 
 // sendStartedError says which edition is frozen, in words an operator
 // importing a correction understands, and matches ErrSendStarted.
-type sendStartedError struct{ date string }
+type sendStartedError struct{ date, what string }
 
 func (e sendStartedError) Error() string {
-	return "edition " + e.date + " is already being sent; it can no longer be replaced"
+	return "edition " + e.date + " is already being sent; it can no longer be " + e.what
 }
 
 func (e sendStartedError) Is(target error) bool { return target == ErrSendStarted }
 
+// Saved is what Save did with an edition.
+type Saved int
+
+const (
+	// Inserted: the date had no edition.
+	Inserted Saved = iota + 1
+	// Replaced: the date's edition had other content, now replaced.
+	Replaced
+	// Unchanged: the date's edition already had this content (whether or
+	// not its send started), so nothing was written: a cron job that runs
+	// its import twice succeeds twice.
+	Unchanged
+)
+
 // Save stores e as its date's edition, replacing the one already there
-// (same id, new content, replaced = true) as long as its send has not
-// started; afterwards it returns an error matching ErrSendStarted. The
-// row is locked FOR UPDATE while deciding, and MarkSendStarted's UPDATE
-// waits for that lock, so a send cannot start on content being replaced.
-func (s *Store) Save(ctx context.Context, e *Edition, f Format) (id int64, replaced bool, err error) {
+// (same id, new content: Replaced) as long as its send has not started;
+// afterwards other content is refused with an error matching
+// ErrSendStarted, while the same content is Unchanged. The row is locked
+// FOR UPDATE while deciding, and MarkSendStarted's UPDATE waits for that
+// lock, so a send cannot start on content being replaced.
+func (s *Store) Save(ctx context.Context, e *Edition, f Format) (id int64, saved Saved, err error) {
+	return s.save(ctx, e, f, nil)
+}
+
+// save is Save, and SaveFetched when src is set.
+func (s *Store) save(ctx context.Context, e *Edition, f Format, src *Source) (id int64, saved Saved, err error) {
 	if err := e.Validate(); err != nil {
-		return 0, false, fmt.Errorf("save edition: %w", err)
+		return 0, 0, fmt.Errorf("save edition: %w", err)
 	}
 	if !f.valid() {
-		return 0, false, fmt.Errorf("save edition %s: unknown source format %q", e.DateString(), f)
+		return 0, 0, fmt.Errorf("save edition %s: unknown source format %q", e.DateString(), f)
 	}
 	date := e.DateString()
 	content, err := json.Marshal(e)
 	if err != nil {
-		return 0, false, fmt.Errorf("save edition %s: encode: %w", date, err)
+		return 0, 0, fmt.Errorf("save edition %s: encode: %w", date, err)
 	}
 	tx, err := s.DB.BeginTxx(ctx, nil)
 	if err != nil {
-		return 0, false, fmt.Errorf("save edition %s: begin: %w", date, err)
+		return 0, 0, fmt.Errorf("save edition %s: begin: %w", date, err)
 	}
 	defer tx.Rollback()
+	if src != nil {
+		if err := refuseRepeatedLead(ctx, tx, e); err != nil {
+			return 0, 0, err
+		}
+	}
+	if id, saved, err = saveTx(ctx, tx, date, content, f); err != nil {
+		return 0, 0, err
+	}
+	if src != nil {
+		if err := src.record(ctx, tx, date); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, 0, fmt.Errorf("save edition %s: commit: %w", date, err)
+	}
+	return id, saved, nil
+}
 
+// saveTx is Save's decision, in its transaction.
+func saveTx(ctx context.Context, tx *sqlx.Tx, date string, content []byte, f Format) (id int64, saved Saved, err error) {
 	// Two rounds at most: the second only when a concurrent Save inserted
 	// the date between our lock attempt and our insert.
 	for range 2 {
-		var started bool
-		err := tx.QueryRowxContext(ctx, lockByDateSQL, date).Scan(&id, &started)
+		var started, same bool
+		err := tx.QueryRowxContext(ctx, lockByDateSQL, date, string(content)).Scan(&id, &started, &same)
 		switch {
+		case err == nil && same:
+			return id, Unchanged, nil
 		case err == nil && started:
-			return 0, false, sendStartedError{date}
+			return 0, 0, sendStartedError{date, "replaced"}
 		case err == nil:
 			if _, err := tx.ExecContext(ctx, replaceSQL, id, string(content), f); err != nil {
-				return 0, false, fmt.Errorf("save edition %s: replace: %w", date, err)
+				return 0, 0, fmt.Errorf("save edition %s: replace: %w", date, err)
 			}
-			replaced = true
+			return id, Replaced, nil
 		case errors.Is(err, sql.ErrNoRows):
 			err = tx.QueryRowxContext(ctx, insertSQL, date, string(content), f).Scan(&id)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
 			if err != nil {
-				return 0, false, fmt.Errorf("save edition %s: insert: %w", date, err)
+				return 0, 0, fmt.Errorf("save edition %s: insert: %w", date, err)
 			}
+			return id, Inserted, nil
 		default:
-			return 0, false, fmt.Errorf("save edition %s: lock: %w", date, err)
+			return 0, 0, fmt.Errorf("save edition %s: lock: %w", date, err)
 		}
-		if err := tx.Commit(); err != nil {
-			return 0, false, fmt.Errorf("save edition %s: commit: %w", date, err)
-		}
-		return id, replaced, nil
 	}
-	return 0, false, fmt.Errorf("save edition %s: the row kept changing under concurrent saves; try again", date)
+	return 0, 0, fmt.Errorf("save edition %s: the row kept changing under concurrent saves; try again", date)
 }
 
 // Get returns the edition of date's civil day.
@@ -226,27 +278,75 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 	var out []Summary
 	for rows.Next() {
 		var (
-			sum     Summary
-			date    string
-			title   sql.NullString
-			started sql.NullTime
+			sum                       Summary
+			date                      string
+			site, title               sql.NullString
+			started, paused, finished sql.NullTime
 		)
-		if err := rows.Scan(&sum.ID, &date, &title, &started); err != nil {
+		if err := rows.Scan(&sum.ID, &date, &site, &title, &started, &paused, &finished); err != nil {
 			return nil, fmt.Errorf("list editions: %w", err)
 		}
 		if sum.Date, err = ParseDate(date); err != nil {
 			return nil, fmt.Errorf("list editions: %w", err)
 		}
 		sum.LeadTitle = title.String
-		if started.Valid {
-			sum.SendStartedAt = &started.Time
-		}
+		sum.Subject = (&Edition{Site: Site{Name: site.String}, Lead: Story{Title: title.String}}).Subject()
+		state := SendState{StartedAt: timePtr(started), PausedAt: timePtr(paused), FinishedAt: timePtr(finished)}
+		sum.SendStartedAt, sum.State = state.StartedAt, state.State()
 		out = append(out, sum)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list editions: %w", err)
 	}
 	return out, nil
+}
+
+func timePtr(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	return &t.Time
+}
+
+// Delete removes date's edition, which must exist and never have started
+// its send (ErrSendStarted): once a send started, its deliveries refer to
+// it.
+func (s *Store) Delete(ctx context.Context, date time.Time) error {
+	d := date.Format(DateLayout)
+	var n int
+	if err := s.DB.QueryRowxContext(ctx, deleteSQL, d).Scan(&n); err != nil {
+		return fmt.Errorf("delete edition %s: %w", d, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := s.Version(ctx, date); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	// Its deliveries refer to it: who got it stays on record.
+	return sendStartedError{d, "deleted"}
+}
+
+// Nearest returns the dates of the editions closest before and after date
+// (zero when there is none), for telling someone who asked for a day
+// without one which days have one.
+func (s *Store) Nearest(ctx context.Context, date time.Time) (before, after time.Time, err error) {
+	d := date.Format(DateLayout)
+	var b, a sql.NullString
+	if err := s.DB.QueryRowxContext(ctx, nearestSQL, d).Scan(&b, &a); err != nil {
+		return before, after, fmt.Errorf("find the editions nearest %s: %w", d, err)
+	}
+	for _, p := range []struct {
+		s   sql.NullString
+		dst *time.Time
+	}{{b, &before}, {a, &after}} {
+		if p.s.Valid {
+			if *p.dst, err = ParseDate(p.s.String); err != nil {
+				return before, after, fmt.Errorf("find the editions nearest %s: %w", d, err)
+			}
+		}
+	}
+	return before, after, nil
 }
 
 // MarkSendStarted freezes the edition for its send (from now on Save

@@ -22,9 +22,9 @@ func TestStoreSaveGetReplace(t *testing.T) {
 	e, _ := parseFile(t, seedPath, edition.ParseOptions{SiteURL: "https://london-daily.example"})
 
 	before := time.Now().Add(-time.Minute)
-	id, replaced, err := s.Save(ctx, e, edition.FormatText)
-	if err != nil || id <= 0 || replaced {
-		t.Fatalf("Save = %d, %v, %v; want a new id", id, replaced, err)
+	id, saved, err := s.Save(ctx, e, edition.FormatText)
+	if err != nil || id <= 0 || saved != edition.Inserted {
+		t.Fatalf("Save = %d, %v, %v; want a new id", id, saved, err)
 	}
 	got, err := s.Get(ctx, date(2025, 11, 13))
 	if err != nil {
@@ -50,9 +50,9 @@ func TestStoreSaveGetReplace(t *testing.T) {
 	changed := *e
 	changed.Lead.Title = "Corrected headline"
 	changed.Related = e.Related[:3]
-	id2, replaced, err := s.Save(ctx, &changed, edition.FormatJSON)
-	if err != nil || id2 != id || !replaced {
-		t.Fatalf("replace: Save = %d, %v, %v; want id %d replaced", id2, replaced, err, id)
+	id2, saved, err := s.Save(ctx, &changed, edition.FormatJSON)
+	if err != nil || id2 != id || saved != edition.Replaced {
+		t.Fatalf("replace: Save = %d, %v, %v; want id %d replaced", id2, saved, err, id)
 	}
 	got, err = s.Get(ctx, date(2025, 11, 13))
 	if err != nil {
@@ -175,8 +175,9 @@ func TestStoreList(t *testing.T) {
 	}
 }
 
-// Saves of the same new date at once: the losers of the insert race
-// replace the winner's row instead of failing on the unique date. Several
+// Saves of the same new date at once: the losers of the insert race find
+// the winner's row (with their content: Unchanged) instead of failing on
+// the unique date. Several
 // rounds, each released together on warm connections, so the race happens.
 func TestStoreConcurrentSaves(t *testing.T) {
 	ctx := context.Background()
@@ -185,11 +186,11 @@ func TestStoreConcurrentSaves(t *testing.T) {
 	s.DB.SetMaxIdleConns(n)
 	for round := range 10 {
 		var (
-			wg       sync.WaitGroup
-			start    = make(chan struct{})
-			ids      [n]int64
-			replaced [n]bool
-			errs     [n]error
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			ids   [n]int64
+			saved [n]edition.Saved
+			errs  [n]error
 		)
 		for i := range n {
 			wg.Add(1)
@@ -198,7 +199,7 @@ func TestStoreConcurrentSaves(t *testing.T) {
 				e := validEdition()
 				e.Date = date(2025, 12, 1+round)
 				<-start
-				ids[i], replaced[i], errs[i] = s.Save(ctx, e, edition.FormatJSON)
+				ids[i], saved[i], errs[i] = s.Save(ctx, e, edition.FormatJSON)
 			}()
 		}
 		close(start)
@@ -211,7 +212,7 @@ func TestStoreConcurrentSaves(t *testing.T) {
 			if ids[i] != ids[0] {
 				t.Errorf("round %d: save %d got id %d, save 0 id %d", round, i, ids[i], ids[0])
 			}
-			if !replaced[i] {
+			if saved[i] == edition.Inserted {
 				inserts++
 			}
 		}

@@ -47,7 +47,7 @@ var commands map[string]*command
 var topics = []struct{ name, summary string }{
 	{"migrate", "apply the database migrations"},
 	{"subscribers", "import, add, list, export and erase subscribers"},
-	{"edition", "import the day's edition from a news page, a feed or JSON"},
+	{"edition", "import the day's edition from a news page, a feed or JSON (a file or a URL); list, show, delete"},
 	{"preview", "render an edition exactly as a subscriber gets it"},
 	{"send", "send an edition to every confirmed subscriber"},
 	{"worker", "a long-lived delivery worker for every edition being sent"},
@@ -74,6 +74,9 @@ func init() {
 		"subscribers export": subscribersExport,
 		"subscribers erase":  subscribersErase,
 		"edition import":     editionImport,
+		"edition list":       editionList,
+		"edition show":       editionShow,
+		"edition delete":     editionDelete,
 		"preview":            previewCommand,
 		"send":               sendCommand,
 		"worker":             workerCommand,

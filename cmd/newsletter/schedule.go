@@ -5,10 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/mail"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -126,57 +124,20 @@ func (a *app) runSchedule(ctx context.Context) (stop func()) {
 }
 
 // importFeed is the schedule's import of the day's edition from
-// NEWSLETTER_FEED_URL, through `edition import`'s path, as the day's
-// edition. An http(s) feed is fetched to a temporary file first: a stand-in
-// until the URL import (conditional requests, limits, redirects) replaces
-// this adapter.
+// NEWSLETTER_FEED_URL as the day's edition: an http(s) feed through `edition
+// import URL`'s fetch (time and size limits, bounded redirects, conditional
+// requests; the same page again is unchanged, not an error), a file (or
+// file://) through `edition import FILE`'s path.
 func (a *app) importFeed(ctx context.Context, day time.Time) (time.Time, error) {
-	file := strings.TrimPrefix(a.cfg.sched.feedURL, "file://")
-	if strings.HasPrefix(file, "http://") || strings.HasPrefix(file, "https://") {
-		tmp, err := fetchToFile(ctx, file)
-		if err != nil {
-			return time.Time{}, err
-		}
-		defer os.Remove(tmp)
-		file = tmp
+	src := a.cfg.sched.feedURL
+	if isURL(src) {
+		date, _, err := a.importURL(ctx, src, day)
+		return date, err
 	}
 	quiet := *a
 	quiet.stdout = io.Discard // the date `edition import` prints is the day's
-	err := importEdition(ctx, &quiet, file, edition.ParseOptions{Date: day, SiteURL: a.cfg.siteURL})
+	err := importFile(ctx, &quiet, strings.TrimPrefix(src, "file://"), edition.ParseOptions{Date: day, SiteURL: a.cfg.siteURL})
 	return day, err
-}
-
-// fetchToFile GETs u into a temporary file, at most edition.MaxInputBytes
-// and a byte (edition import refuses it with the limit's name).
-func fetchToFile(ctx context.Context, u string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return "", fmt.Errorf("fetch %s: %w", u, err)
-	}
-	req.Header.Set("User-Agent", "newsletter (scheduled digest)")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("fetch %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return "", fmt.Errorf("fetch %s: %s", u, resp.Status)
-	}
-	f, err := os.CreateTemp("", "newsletter-feed-*")
-	if err != nil {
-		return "", fmt.Errorf("fetch %s: %w", u, err)
-	}
-	_, err = io.Copy(f, io.LimitReader(resp.Body, edition.MaxInputBytes+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("fetch %s: %w", u, err)
-	}
-	return f.Name(), nil
 }
 
 var scheduleStatus = &command{

@@ -39,12 +39,13 @@ var (
 		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve",
 		"deliveries prune", "suppression list", "suppression add", "suppression remove",
 		"editors add", "editors list", "editors remove", "editors password", "editors token", "editors revoke", "audit",
-		"schedule status", "schedule hold", "schedule release"}
+		"schedule status", "schedule hold", "schedule release",
+		"edition list", "edition show", "edition delete"}
 	mailCmds   = []string{"preview", "send", "worker", "serve", "doctor"} // render an edition's or a confirmation's mail
 	smtpCmds   = []string{"send", "worker", "serve", "doctor"}            // send mail; send and worker run a delivery worker, serve with --worker; doctor checks the relay
 	secretCmds = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve",
 		"suppression add", "suppression remove"} // keyed hashes of addresses
-	todayCmds   = []string{"preview", "send", "status", "worker", "serve", "schedule status"} // decide what "today" is; the schedule's days
+	todayCmds   = []string{"preview", "send", "status", "worker", "serve", "schedule status", "edition import"} // decide what "today" is; the schedule's days
 	serveCmds   = []string{"serve"}
 	allCmds     = append(slices.Clone(dbCmds), "secret", "doctor")
 	sendCmds    = []string{"send", "worker", "serve"} // start sends: send, and the schedule in worker and serve
