@@ -177,10 +177,20 @@ func (s *Store) Erase(ctx context.Context, email string, src Source) (*Erasure, 
 
 // Suppressed tells whether the address is on the suppression list.
 func (s *Store) Suppressed(ctx context.Context, email string) (bool, error) {
-	var ok bool
-	err := s.DB.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ANY($1::bytea[]))`, pq.ByteaArray(s.suppressionKeys(lookupForm(email))))
+	r, err := s.SuppressedFor(ctx, email)
+	return r != "", err
+}
+
+// SuppressedFor tells why the address is on the suppression list, "" when
+// it is not.
+func (s *Store) SuppressedFor(ctx context.Context, email string) (Reason, error) {
+	var r []Reason
+	err := s.DB.SelectContext(ctx, &r, `SELECT reason FROM suppressions WHERE email_hash = ANY($1::bytea[]) ORDER BY created_at LIMIT 1`, pq.ByteaArray(s.suppressionKeys(lookupForm(email))))
 	if err != nil {
-		return false, fmt.Errorf("check suppression list: %w", err)
+		return "", fmt.Errorf("check suppression list: %w", err)
 	}
-	return ok, nil
+	if len(r) == 0 {
+		return "", nil
+	}
+	return r[0], nil
 }

@@ -50,5 +50,5 @@ var (
 	// ErrSuppressed: the address is on the suppression list (erased on
 	// its owner's request, bounced, complained, or put there by hand) and
 	// may come back only through the form's double opt-in.
-	ErrSuppressed = errors.New("the address is on the suppression list; only the person can sign up again, on the form")
+	ErrSuppressed = errors.New("the address is suppressed (on the suppression list: `newsletter suppression list`); only the person can sign up again, on the form")
 )

@@ -165,8 +165,12 @@ func eraseSubscriber(ctx context.Context, a *app, args []string) error {
 
 // notFound says that nobody has the address, and whether it was erased.
 func notFound(ctx context.Context, store *subscribers.Store, email string) error {
-	if gone, err := store.Suppressed(ctx, email); err == nil && gone {
-		return fmt.Errorf("no subscriber has that address; it is on the suppression list (`newsletter suppression list`)")
+	switch r, err := store.SuppressedFor(ctx, email); {
+	case err != nil || r == "":
+	case r == subscribers.ReasonErased:
+		return fmt.Errorf("no subscriber has that address; it was erased on request and is on the suppression list")
+	default:
+		return fmt.Errorf("no subscriber has that address; it is on the suppression list (%s)", r)
 	}
 	return fmt.Errorf("no subscriber has that address")
 }
