@@ -18,6 +18,10 @@ type Composer struct {
 	// UnsubscribeURL is the subscriber's one-click link, made from their UUID.
 	UnsubscribeURL func(uuid string) string
 	DKIM           *mailer.DKIM // signs every message when set
+	// ReturnPath appends delivery id's envelope sender (MAIL FROM) to dst:
+	// a per-recipient address (VERP, see bounces.VERP), so that a bounce
+	// names its delivery. Nil: the From address, for every message.
+	ReturnPath func(dst []byte, id int64) []byte
 }
 
 // Message is the message for one recipient, built whole by go-mail: a test

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"newsletter/bounces"
 	"newsletter/delivery"
 	"newsletter/mailer"
 	"newsletter/smtpclient"
@@ -57,6 +58,13 @@ type config struct {
 	leaseTTL       time.Duration
 	sendWindow     time.Duration
 	retention      delivery.Retention
+
+	// Bounces and complaints (bounces.go).
+	bounceDomain string // "": the From address's
+	bounceListen string
+	bounceCert   string
+	bounceKey    string
+	softBounces  bounces.SoftPolicy
 
 	siteURL   string
 	logLevel  slog.Level

@@ -144,14 +144,18 @@ func (a *app) composer(ed *edition.Edition, subs *subscribers.Store) (*delivery.
 	if err != nil {
 		return nil, fmt.Errorf("render edition %s: %w", ed.DateString(), err)
 	}
-	return &delivery.Composer{
+	comp := &delivery.Composer{
 		Rendered:          rendered,
 		From:              c.fromAddr,
 		ListID:            c.listIDHeader(ed.Site.Name),
 		UnsubscribeMailto: c.unsubscribeMailto(),
 		UnsubscribeURL:    func(uuid string) string { return subs.UnsubscribeURL(c.baseURL, uuid) },
 		DKIM:              c.dkim,
-	}, nil
+	}
+	if c.tokens != nil { // preview reads no secret, and sends nothing
+		comp.ReturnPath = c.verp().AppendAddress
+	}
+	return comp, nil
 }
 
 // editionData is what the templates need besides the edition.

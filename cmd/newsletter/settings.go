@@ -49,6 +49,8 @@ var (
 	editionCmds = []string{"edition import"}
 	// keep the history of deliveries (history.go)
 	retentionCmds = []string{"worker", "serve", "deliveries prune"}
+	// make or read the VERP envelope senders (bounces.go)
+	bounceDomainCmds = []string{"send", "worker", "serve"}
 )
 
 // settings is every value the program reads from its environment. Adding a
@@ -147,6 +149,11 @@ var settings = []setting{
 	{env: "NEWSLETTER_SEND_WINDOW", flag: "send-window", def: "12h", cmds: sendCmds,
 		help:  "temporary failures are given up this long after the send started; 0: never",
 		parse: durationFrom(0, func(c *config) *time.Duration { return &c.sendWindow })},
+
+	// Bounces and complaints (bounces.go).
+	{env: "NEWSLETTER_BOUNCE_DOMAIN", flag: "bounce-domain", cmds: bounceDomainCmds,
+		help:  "the domain of the envelope senders (bounces+TOKEN@) and mailto unsubscribes, where bounces come back (default: NEWSLETTER_FROM's)",
+		parse: parseBounceDomain},
 
 	{env: "NEWSLETTER_RETENTION", flag: "retention", def: "13mo", cmds: retentionCmds,
 		help:  "how long deliveries are kept after their send started (13mo, 400d; 0: forever); an edition's counts and failures stay",

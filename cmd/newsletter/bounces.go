@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"newsletter/bounces"
+)
+
+// verp makes the envelope senders of an edition's messages, and reads them
+// back in bounces serve: bounces+TOKEN@ the bounce domain.
+func (c *config) verp() *bounces.VERP {
+	return bounces.NewVERP(c.tokens.Derive("verp"), c.returnDomain())
+}
+
+// returnDomain is the bounce domain: NEWSLETTER_BOUNCE_DOMAIN, or the
+// From address's.
+func (c *config) returnDomain() string {
+	if c.bounceDomain != "" {
+		return c.bounceDomain
+	}
+	return c.fromDomain()
+}
+
+func parseBounceDomain(c *config, name, v string) error {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if v == "" {
+		return nil
+	}
+	if strings.ContainsAny(v, "@ \t\r\n<>") || !strings.Contains(v, ".") || strings.HasPrefix(v, ".") || strings.HasSuffix(v, ".") {
+		return fmt.Errorf("%s must be a domain name, like bounces.example.com", name)
+	}
+	c.bounceDomain = v
+	return nil
+}
+
+func parseBounceListen(c *config, name, v string) error {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("%s must be host:port, like 127.0.0.1:2525 or :25: %v", name, err)
+	}
+	c.bounceListen = v
+	return nil
+}
+
+func parseSoftBounces(c *config, name, v string) error {
+	p, err := bounces.ParseSoftPolicy(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	c.softBounces = p
+	return nil
+}
