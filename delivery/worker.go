@@ -88,6 +88,14 @@ type Worker struct {
 	// dead relay. A misconfigured relay pauses it at once.
 	ErrorThreshold int
 	DialThreshold  int
+
+	// Bounced, when set, is given the recorded results that are bounces:
+	// hard ones, and temporary failures given up (no attempt left, or the
+	// send-by deadline): the SMTP reply at send time feeds the same
+	// handler as the bounces that come back later (package bounces). It
+	// runs on the recorder, before the results' connections go on, and
+	// must not keep the slice.
+	Bounced func(ctx context.Context, bounces []Result)
 }
 
 // Stats counts what one Run did.

@@ -6,12 +6,20 @@ import (
 	"strings"
 
 	"newsletter/bounces"
+	"newsletter/subscribers"
 )
 
 // verp makes the envelope senders of an edition's messages, and reads them
 // back in bounces serve: bounces+TOKEN@ the bounce domain.
 func (c *config) verp() *bounces.VERP {
 	return bounces.NewVERP(c.tokens.Derive("verp"), c.returnDomain())
+}
+
+// bounceHandler acts on bounces by the policy the settings give, whichever
+// way they come back.
+func (a *app) bounceHandler() *bounces.Handler {
+	return &bounces.Handler{DB: a.db, Subs: &subscribers.Store{DB: a.db, Tokens: a.cfg.tokens},
+		VERP: a.cfg.verp(), Soft: a.cfg.softBounces, Log: a.log}
 }
 
 // returnDomain is the bounce domain: NEWSLETTER_BOUNCE_DOMAIN, or the

@@ -49,7 +49,7 @@ var (
 	editionCmds = []string{"edition import"}
 	// keep the history of deliveries (history.go)
 	retentionCmds = []string{"worker", "serve", "deliveries prune"}
-	// make or read the VERP envelope senders (bounces.go)
+	// make or read the VERP envelope senders, act on bounces (bounces.go)
 	bounceDomainCmds = []string{"send", "worker", "serve"}
 )
 
@@ -154,6 +154,9 @@ var settings = []setting{
 	{env: "NEWSLETTER_BOUNCE_DOMAIN", flag: "bounce-domain", cmds: bounceDomainCmds,
 		help:  "the domain of the envelope senders (bounces+TOKEN@) and mailto unsubscribes, where bounces come back (default: NEWSLETTER_FROM's)",
 		parse: parseBounceDomain},
+	{env: "NEWSLETTER_SOFT_BOUNCES", flag: "soft-bounces", def: "3/30d", cmds: bounceDomainCmds,
+		help:  "soft bounces (of different deliveries) that mark a subscriber bounced: N/PERIOD (30d, 720h)",
+		parse: parseSoftBounces},
 
 	{env: "NEWSLETTER_RETENTION", flag: "retention", def: "13mo", cmds: retentionCmds,
 		help:  "how long deliveries are kept after their send started (13mo, 400d; 0: forever); an edition's counts and failures stay",

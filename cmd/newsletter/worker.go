@@ -113,6 +113,7 @@ func (a *app) newWorker(comp *delivery.Composer) (*delivery.Worker, error) {
 		DomainRates:    c.domainRates,
 		Peers:          a.liveWorkers,
 		ErrorThreshold: c.errorThreshold,
+		Bounced:        a.bounceHandler().SendTime,
 	}
 	return w, nil
 }
