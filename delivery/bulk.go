@@ -81,6 +81,10 @@ type bulkMailer struct {
 	envs    []smtpclient.Envelope
 	results []smtpclient.Result
 	index   []int // envs[k] is jobs[index[k]]
+	// The group's envelope senders, made into one buffer and one string
+	// (see returnPaths): one allocation a group, not one a message.
+	paths []byte
+	ends  []int
 }
 
 func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome, done func(k int)) {
@@ -115,6 +119,7 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome, done f
 		m.envs = append(m.envs, smtpclient.Envelope{From: m.from, To: j.Email, Data: msg.Data})
 		m.index = append(m.index, i)
 	}
+	m.returnPaths(jobs)
 	if cap(m.results) < len(m.envs) {
 		m.results = make([]smtpclient.Result, len(m.envs))
 	}
@@ -142,6 +147,26 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome, done f
 			done(len(jobs))
 		}
 	})
+}
+
+// returnPaths sets each envelope's sender to its delivery's own, when the
+// composer makes them (Composer.ReturnPath).
+func (m *bulkMailer) returnPaths(jobs []Job) {
+	rp := m.compose.ReturnPath
+	if rp == nil || len(m.envs) == 0 {
+		return
+	}
+	m.paths, m.ends = m.paths[:0], m.ends[:0]
+	for _, i := range m.index {
+		m.paths = rp(m.paths, jobs[i].ID)
+		m.ends = append(m.ends, len(m.paths))
+	}
+	all := string(m.paths)
+	start := 0
+	for k, end := range m.ends {
+		m.envs[k].From = all[start:end]
+		start = end
+	}
 }
 
 func (m *bulkMailer) Close() error { return m.conn.Close() }

@@ -25,6 +25,10 @@ type Composer struct {
 	UnsubscribeDomain string
 	FeedbackID        string       // the Feedback-ID field, for every copy
 	DKIM              *mailer.DKIM // signs every message when set
+	// ReturnPath appends delivery id's envelope sender (MAIL FROM) to dst:
+	// a per-recipient address (VERP, see bounces.VERP), so that a bounce
+	// names its delivery. Nil: the From address, for every message.
+	ReturnPath func(dst []byte, id int64) []byte
 }
 
 // Message is the message for one recipient, built whole by go-mail: a test

@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,9 +57,21 @@ func TestFaultsAreToldApart(t *testing.T) {
 	cfg.Timeout = time.Second
 	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, cfg), Holder: "faults",
 		Log: quietLog(), Conns: 1, MaxAttempts: 3, RetryBase: 20 * time.Millisecond, Poll: 10 * time.Millisecond}
+	// The bounce handler hears of the hard bounce and of the temporary
+	// failures given up that a server answered, once each.
+	var bounced []string
+	w.Bounced = func(_ context.Context, rs []delivery.Result) {
+		for _, r := range rs {
+			bounced = append(bounced, fmt.Sprint(r.Code, r.Enhanced, r.HardBounce))
+		}
+	}
 	var stats delivery.Stats
 	if err := w.Run(ctx, f.edition, &stats); err != nil {
 		t.Fatal(err)
+	}
+	slices.Sort(bounced)
+	if want := []string{"4214.7.0false", "4514.3.0false", "5505.1.1true"}; !slices.Equal(bounced, want) {
+		t.Errorf("bounces handed over: %q, want %q", bounced, want)
 	}
 	// Temporary: retried to the limit, then failed, not permanent.
 	if o := f.outcome(t, addr(3)); o.Status != "failed" || *o.Permanent || o.Attempts != 3 || *o.Code != 451 {

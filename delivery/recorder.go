@@ -125,9 +125,13 @@ func (rec *recorder) write(hs []handoff) {
 	// count after every group, which keeps PostgreSQL busy at high
 	// connection counts. Looked at before the connections have their
 	// results back (and reuse them).
-	requeued := false
+	requeued, bounced := false, false
 	for _, res := range all {
 		requeued = requeued || res.Status == Queued
+		bounced = bounced || isBounce(res)
+	}
+	if bounced && err == nil && rec.r.w.Bounced != nil {
+		rec.bounced(all)
 	}
 	for _, h := range hs {
 		h.done <- err
@@ -135,4 +139,22 @@ func (rec *recorder) write(hs []handoff) {
 	if requeued {
 		rec.r.broadcast()
 	}
+}
+
+// isBounce tells a result the bounce handler is to hear of (Worker.Bounced):
+// a temporary failure given up counts only when a server answered it (not
+// a delivery the deadline stopped before it was tried).
+func isBounce(r Result) bool {
+	return r.HardBounce || (r.Status == Failed && !r.Permanent && r.Code >= 400)
+}
+
+// bounced hands the bounces among results to Worker.Bounced.
+func (rec *recorder) bounced(results []Result) {
+	var b []Result
+	for _, r := range results {
+		if isBounce(r) {
+			b = append(b, r)
+		}
+	}
+	rec.r.w.Bounced(context.Background(), b)
 }

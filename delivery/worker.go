@@ -91,6 +91,14 @@ type Worker struct {
 	// BouncePause pauses the send when more than this share of its first
 	// BounceWindow outcomes are hard bounces; 0: never.
 	BouncePause float64
+
+	// Bounced, when set, is given the recorded results that are bounces:
+	// hard ones, and temporary failures given up (no attempt left, or the
+	// send-by deadline): the SMTP reply at send time feeds the same
+	// handler as the bounces that come back later (package bounces). It
+	// runs on the recorder, before the results' connections go on, and
+	// must not keep the slice.
+	Bounced func(ctx context.Context, bounces []Result)
 }
 
 // Stats counts what one Run did. The counters are the run's own, added to

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"newsletter/bounces"
 	"newsletter/delivery"
 	"newsletter/edition"
 	"newsletter/internal/smtptest"
@@ -46,7 +47,13 @@ func composer(t testing.TB, f *fixture) *delivery.Composer {
 		ListID:            "London Daily <newsletter.example.com>",
 		UnsubscribeMailto: "mailto:newsletter@example.com?subject=unsubscribe",
 		UnsubscribeURL:    func(uuid string) string { return f.subs.UnsubscribeURL("https://news.example.com", uuid) },
+		ReturnPath:        f.verp().AppendAddress,
 	}
+}
+
+// verp makes the fixture's envelope senders, as `send` does.
+func (f *fixture) verp() *bounces.VERP {
+	return bounces.NewVERP(f.subs.Tokens.Derive("verp"), "bounces.example.com")
 }
 
 // dialer opens the connections a send uses: the edition prepared once,
@@ -100,6 +107,15 @@ func TestWorkerSendsEachRecipientOnceOverManyConnections(t *testing.T) {
 	}
 	if srv.Connections() > 4 {
 		t.Fatalf("%d connections for 4 workers", srv.Connections())
+	}
+	// Each message's envelope sender names its own delivery (VERP).
+	verp := f.verp()
+	for _, m := range msgs {
+		var id int64
+		f.db.QueryRow(`SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = $1`, m.To[0]).Scan(&id)
+		if got, err := verp.Delivery(strings.TrimSuffix(strings.TrimPrefix(m.From, "bounces+"), "@bounces.example.com")); m.From != verp.Address(id) || err != nil || got != id {
+			t.Fatalf("envelope sender %q for %s (delivery %d): token names %d, %v", m.From, m.To[0], id, got, err)
+		}
 	}
 }
 

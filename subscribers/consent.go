@@ -32,10 +32,13 @@ const (
 type Method string
 
 const (
-	MethodForm     Method = "form"      // a reader page
-	MethodOneClick Method = "one-click" // the List-Unsubscribe link (RFC 8058), by a mailbox provider or the page's button
-	MethodImport   Method = "import"    // subscribers import
-	MethodEditor   Method = "editor"    // the command line, by someone running the list
+	MethodForm      Method = "form"      // a reader page
+	MethodOneClick  Method = "one-click" // the List-Unsubscribe link (RFC 8058), by a mailbox provider or the page's button
+	MethodImport    Method = "import"    // subscribers import
+	MethodEditor    Method = "editor"    // the command line, by someone running the list
+	MethodMailto    Method = "mailto"    // a mail to the List-Unsubscribe mailto address (unsubscribe+TOKEN@)
+	MethodBounce    Method = "bounce"    // a bounce, at send time or after (package bounces)
+	MethodComplaint Method = "complaint" // a spam complaint, a feedback report (package bounces)
 )
 
 // Source is how and from where a request came, for the consent record:

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"newsletter/bounces"
 	"newsletter/delivery"
 	"newsletter/mailer"
 	"newsletter/smtpclient"
@@ -64,6 +65,12 @@ type config struct {
 	retention      delivery.Retention
 
 	sched scheduleConfig // the built-in schedule (schedule.go)
+	// Bounces and complaints (bounces.go).
+	bounceDomain string // "": the From address's
+	bounceListen string
+	bounceCert   string
+	bounceKey    string
+	softBounces  bounces.SoftPolicy
 
 	siteURL   string
 	logLevel  slog.Level
@@ -437,10 +444,10 @@ func splitList(v string) []string {
 }
 
 // unsubscribeDomain is where each recipient's unsubscribe mailbox,
-// unsubscribe+TOKEN@domain, lives: the From domain, whose MX the inbound
-// handler serves.
+// unsubscribe+TOKEN@domain, lives: the bounce domain, whose MX is
+// `bounces serve`.
 func (c *config) unsubscribeDomain() string {
-	return c.fromDomain()
+	return c.returnDomain()
 }
 
 // unsubscribeMailto is the mailto: half of List-Unsubscribe (RFC 2369

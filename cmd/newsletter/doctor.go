@@ -75,7 +75,7 @@ func runDoctor(ctx context.Context, a *app, asJSON bool) error {
 func (a *app) doctorSetup() (doctor.Setup, error) {
 	c := a.cfg
 	s := doctor.Setup{
-		FromDomain: c.fromDomain(), EnvelopeDomain: c.fromDomain(), BaseURL: c.baseURL,
+		FromDomain: c.fromDomain(), EnvelopeDomain: c.returnDomain(), BaseURL: c.baseURL,
 		SMTP: doctor.Relay{Host: c.smtp.Host, Port: c.smtp.Port,
 			Implicit: c.smtp.TLS == smtpclient.TLSImplicit, NoTLS: c.smtp.TLS == smtpclient.TLSNone},
 	}

@@ -23,7 +23,9 @@ func TestSendProgressAndStatusWatch(t *testing.T) {
 
 	sendLog, watchOut := &lockedBuffer{}, &lockedBuffer{}
 	sent, watched := make(chan int, 1), make(chan int, 1)
-	go func() { sent <- run(context.Background(), []string{"send", "--date", "2025-11-13"}, &lockedBuffer{}, sendLog) }()
+	go func() {
+		sent <- run(context.Background(), []string{"send", "--date", "2025-11-13"}, &lockedBuffer{}, sendLog)
+	}()
 	waitFor(t, sendLog, "sent=2 failed=0 skipped=0 retried=0 remaining=2")
 	waitFor(t, sendLog, "waiting=")
 	go func() {

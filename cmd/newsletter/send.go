@@ -144,7 +144,7 @@ func (a *app) composer(ed *edition.Edition, subs *subscribers.Store) (*delivery.
 	if err != nil {
 		return nil, fmt.Errorf("render edition %s: %w", ed.DateString(), err)
 	}
-	return &delivery.Composer{
+	comp := &delivery.Composer{
 		Rendered:          rendered,
 		From:              c.fromAddr,
 		ListID:            c.listIDHeader(ed.Site.Name),
@@ -154,7 +154,11 @@ func (a *app) composer(ed *edition.Edition, subs *subscribers.Store) (*delivery.
 		UnsubscribeToken:  subs.Tokens.Unsubscribe,
 		FeedbackID:        c.feedbackID(ed.DateString(), ed.Site.Name),
 		DKIM:              c.dkim,
-	}, nil
+	}
+	if c.tokens != nil { // preview reads no secret, and sends nothing
+		comp.ReturnPath = c.verp().AppendAddress
+	}
+	return comp, nil
 }
 
 // editionData is what the templates need besides the edition.

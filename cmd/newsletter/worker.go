@@ -120,6 +120,7 @@ func (a *app) newWorker(comp *delivery.Composer) (*delivery.Worker, error) {
 		Peers:          a.liveWorkers,
 		ErrorThreshold: c.errorThreshold,
 		BouncePause:    c.bouncePause,
+		Bounced:        a.bounceHandler().SendTime,
 	}
 	return w, nil
 }
