@@ -54,7 +54,7 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-func newFixture(t *testing.T, n int) *fixture {
+func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
 	db := pgtest.New(t)
 	tok, _ := subscribers.NewTokens([]byte(strings.Repeat("k", 32)))
