@@ -40,7 +40,7 @@ func BenchmarkParse(b *testing.B) {
 // subscriber marked bounced and suppressed, the evidence recorded, in
 // PostgreSQL. Each iteration bounces another delivery.
 func BenchmarkInboundHardBounce(b *testing.B) {
-	const readers = 3000
+	const readers = 10000
 	f := newFixture(b, readers)
 	var ids []int64
 	if err := f.db.Select(&ids, `SELECT id FROM deliveries WHERE edition_id = $1 ORDER BY id`, f.edition); err != nil {
