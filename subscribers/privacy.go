@@ -28,6 +28,21 @@ type Export struct {
 	Deliveries []DeliveryRecord `json:"deliveries"`
 	// Suppressed: the address is on the suppression list.
 	Suppressed bool `json:"suppressed"`
+	// Bounces are the bounces, complaints and mailto unsubscribes that came
+	// back about them and were acted on, with their evidence.
+	Bounces []BounceRecord `json:"bounces"`
+}
+
+// BounceRecord is one bounce event as kept (bounce_events, which package
+// bounces writes): what came back, from where, with the server's status
+// and diagnostic (no address in it).
+type BounceRecord struct {
+	Delivery   *int64    `db:"delivery_id" json:"delivery,omitempty"`
+	Kind       string    `db:"kind" json:"kind"`
+	Source     string    `db:"source" json:"source"`
+	Status     string    `db:"status" json:"status,omitempty"`
+	Diagnostic string    `db:"diagnostic" json:"diagnostic,omitempty"`
+	ReceivedAt time.Time `db:"received_at" json:"received_at"`
 }
 
 // TokenRecord is a mailed link as kept.
@@ -70,7 +85,7 @@ func (s *Store) ExportPerson(ctx context.Context, email string) (*Export, error)
 	if err != nil {
 		return nil, err
 	}
-	x := &Export{Subscriber: sub, Consents: []Consent{}, Tokens: []TokenRecord{}, Deliveries: []DeliveryRecord{}}
+	x := &Export{Subscriber: sub, Consents: []Consent{}, Tokens: []TokenRecord{}, Deliveries: []DeliveryRecord{}, Bounces: []BounceRecord{}}
 	h := s.Tokens.AddressHash(sub.Email)
 	if err := s.DB.SelectContext(ctx, &x.Consents, exportConsents, sub.ID, h); err != nil {
 		return nil, fmt.Errorf("export subscriber %d: consents: %w", sub.ID, err)
@@ -80,6 +95,10 @@ func (s *Store) ExportPerson(ctx context.Context, email string) (*Export, error)
 	}
 	if err := s.DB.SelectContext(ctx, &x.Deliveries, exportDeliveries, sub.ID); err != nil {
 		return nil, fmt.Errorf("export subscriber %d: deliveries: %w", sub.ID, err)
+	}
+	if err := s.DB.SelectContext(ctx, &x.Bounces, `SELECT delivery_id, kind, source, status, diagnostic, received_at
+		FROM bounce_events WHERE subscriber_id = $1 ORDER BY received_at`, sub.ID); err != nil {
+		return nil, fmt.Errorf("export subscriber %d: bounces: %w", sub.ID, err)
 	}
 	if err := s.DB.GetContext(ctx, &x.Suppressed, `SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ANY($1::bytea[]))`, pq.ByteaArray(s.suppressionKeys(sub.Email))); err != nil {
 		return nil, fmt.Errorf("export subscriber %d: suppression: %w", sub.ID, err)

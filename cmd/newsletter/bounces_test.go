@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/mail"
 	"os"
@@ -128,6 +129,16 @@ func TestBouncesServeActsOnARealSendsBounces(t *testing.T) {
 	h.db.Select(&events, `SELECT kind || ' ' || source || ' ' || status FROM bounce_events ORDER BY id`)
 	if strings.Join(events, "|") != "hard inbound 5.1.1|complaint inbound abuse|unsubscribe inbound " {
 		t.Errorf("bounce events %q", events)
+	}
+	// What came back shows in the edition's status and the person's export.
+	if out := h.must("status", "--date", "2025-11-13"); !strings.Contains(out, "came back: 1 hard bounces, 0 soft, 1 complaints") {
+		t.Errorf("status says nothing of what came back:\n%s", out)
+	}
+	var x struct {
+		Bounces []struct{ Kind, Status string } `json:"bounces"`
+	}
+	if err := json.Unmarshal([]byte(h.must("subscribers", "export", "charles@example.com")), &x); err != nil || len(x.Bounces) != 1 || x.Bounces[0].Kind != "hard" || x.Bounces[0].Status != "5.1.1" {
+		t.Errorf("export's bounces: %+v %v", x.Bounces, err)
 	}
 	if strings.Contains(logs.String(), "example.com") && regexp.MustCompile(`\w+@example\.com`).MatchString(logs.String()) {
 		t.Errorf("the log names an address:\n%s", logs.String())

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"newsletter/bounces"
 	"newsletter/delivery"
 	"newsletter/edition"
 	"newsletter/fleet"
@@ -40,6 +41,9 @@ type statusReport struct {
 	Workers         []fleet.Worker `json:"workers"` // the live ones, whatever they send
 	// Pruned: the deliveries are gone (NEWSLETTER_RETENTION) and the counts
 	// are the summary kept, with the failures by reply code.
+	// CameBack is what came back after the send and was acted on: bounces,
+	// complaints (package bounces).
+	CameBack bounces.Counts     `json:"came_back"`
 	Pruned   bool               `json:"pruned,omitempty"`
 	Failures []delivery.Failure `json:"failures,omitempty"`
 	failed   int64              // both kinds
@@ -113,6 +117,9 @@ func (a *app) status(ctx context.Context, date time.Time) (*edition.Stored, *sta
 	if r.Workers, err = fleet.List(ctx, a.db); err != nil {
 		return nil, nil, err
 	}
+	if r.CameBack, err = bounces.EditionCounts(ctx, a.db, st.ID); err != nil {
+		return nil, nil, err
+	}
 	return st, r, nil
 }
 
@@ -166,6 +173,9 @@ func (r *statusReport) writeText(ctx context.Context, w *bufio.Writer, q *delive
 	fmt.Fprintf(w, "recipients %d: sent %d, failed %d (refused %d, temporary %d), skipped %d, queued %d, sending %d\n",
 		r.Counts.Total, r.Counts.Sent, r.failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,
 		r.Counts.Skipped, r.Counts.Queued, r.Counts.Sending)
+	if c := r.CameBack; c.Any() {
+		fmt.Fprintf(w, "came back: %d hard bounces, %d soft, %d complaints (each subscriber acted on: see bounces serve)\n", c.Hard, c.Soft, c.Complaints)
+	}
 	r.writeProgress(w)
 	writeWorkers(w, r.Workers)
 	if r.Pruned {
