@@ -65,6 +65,21 @@ var ErrUnknown = errors.New("names no delivery or subscriber")
 // ErrReused is the error of a bounce of a kind its delivery already had.
 var ErrReused = errors.New("already handled for that delivery")
 
+// ErrMalformed is the error of a message to a bounce address that can't be
+// read as a bounce, a complaint or an auto-reply.
+var ErrMalformed = errors.New("not read")
+
+// Final tells an error of Inbound that says the message can't be used, as
+// against one that may pass (the database away): a final one was logged,
+// and the message is to be dropped.
+func Final(err error) bool {
+	return errors.Is(err, ErrUnknown) || errors.Is(err, ErrReused) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrNotOurs)
+}
+
+// ErrNotOurs is the error of a recipient outside the bounce domain's two
+// forms of address.
+var ErrNotOurs = errors.New("the recipient is not an address of the bounce domain")
+
 // Inbound handles a message mailed to rcpt, an address of the bounce
 // domain (Classify): source names the way it came (inbound for bounces
 // serve).
@@ -75,7 +90,7 @@ func (h *Handler) Inbound(ctx context.Context, source, rcpt string, msg io.Reade
 		return h.unsubscribe(ctx, source, to.Token)
 	case ToVERP:
 	default:
-		return Nothing, errors.New("the recipient is not an address of the bounce domain")
+		return Nothing, ErrNotOurs
 	}
 	id, err := h.VERP.Delivery(to.Token)
 	if err != nil {
@@ -85,7 +100,7 @@ func (h *Handler) Inbound(ctx context.Context, source, rcpt string, msg io.Reade
 	rep, err := Parse(msg)
 	if err != nil {
 		h.Log.Warn("bounce refused: message not read", "source", source, "delivery", id, "err", err)
-		return Nothing, err
+		return Nothing, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return h.Handle(ctx, Event{Delivery: id, Source: source, Report: *rep})
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"flag"
 	"fmt"
 	"net"
 	"strings"
@@ -8,6 +11,36 @@ import (
 	"newsletter/bounces"
 	"newsletter/subscribers"
 )
+
+var bouncesServe = &command{
+	usage: "bounces serve\n\nAnswers SMTP on NEWSLETTER_BOUNCE_LISTEN as the MX of NEWSLETTER_BOUNCE_DOMAIN: takes mail for\n" +
+		"bounces+TOKEN@ (each delivery's envelope sender) and unsubscribe+TOKEN@ (the List-Unsubscribe\n" +
+		"mailto) only, never relays, and acts on delivery status notifications, complaint reports and\n" +
+		"mailto unsubscribes by the policy (NEWSLETTER_SOFT_BOUNCES); auto-replies are ignored. Stops\n" +
+		"gracefully on SIGINT or SIGTERM.",
+	needs: needDB,
+	setup: func(*flag.FlagSet) runFunc { return serveBounces },
+}
+
+func serveBounces(ctx context.Context, a *app, _ []string) error {
+	c := a.cfg
+	srv := &bounces.Server{Handler: a.bounceHandler(), Log: a.log}
+	if c.bounceCert != "" || c.bounceKey != "" {
+		cert, err := tls.LoadX509KeyPair(c.bounceCert, c.bounceKey)
+		if err != nil {
+			return fmt.Errorf("NEWSLETTER_BOUNCE_TLS_CERT/NEWSLETTER_BOUNCE_TLS_KEY: %w", err)
+		}
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", c.bounceListen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (NEWSLETTER_BOUNCE_LISTEN): %w", c.bounceListen, err)
+	}
+	a.log.Info("listening for bounces", "addr", ln.Addr().String(), "domain", c.returnDomain(), "starttls", srv.TLS != nil)
+	err = srv.Serve(ctx, ln)
+	a.log.Info("bounce listener stopped")
+	return err
+}
 
 // verp makes the envelope senders of an edition's messages, and reads them
 // back in bounces serve: bounces+TOKEN@ the bounce domain.

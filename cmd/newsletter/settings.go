@@ -37,11 +37,11 @@ type setting struct {
 var (
 	dbCmds = []string{"migrate", "subscribers import", "subscribers add", "subscribers list",
 		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve",
-		"deliveries prune", "suppression list", "suppression add", "suppression remove"}
+		"deliveries prune", "suppression list", "suppression add", "suppression remove", "bounces serve"}
 	mailCmds   = []string{"preview", "send", "worker", "serve"} // render an edition's or a confirmation's mail
 	smtpCmds   = []string{"send", "worker", "serve"}            // send mail; send and worker run a delivery worker, serve with --worker
 	secretCmds = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve",
-		"suppression add", "suppression remove"} // keyed hashes of addresses
+		"suppression add", "suppression remove", "bounces serve"} // keyed hashes of addresses
 	todayCmds   = []string{"preview", "send", "status"} // decide what "today" is
 	serveCmds   = []string{"serve"}
 	allCmds     = append(slices.Clone(dbCmds), "secret")
@@ -50,7 +50,8 @@ var (
 	// keep the history of deliveries (history.go)
 	retentionCmds = []string{"worker", "serve", "deliveries prune"}
 	// make or read the VERP envelope senders, act on bounces (bounces.go)
-	bounceDomainCmds = []string{"send", "worker", "serve"}
+	bounceDomainCmds = []string{"send", "worker", "serve", "bounces serve"}
+	bounceCmds       = []string{"bounces serve"}
 )
 
 // settings is every value the program reads from its environment. Adding a
@@ -64,7 +65,7 @@ var settings = []setting{
 		required: "set it to your relay, like smtp://user:pass@smtp.example.com:587 (STARTTLS), smtps://... (implicit TLS) or smtp://localhost:1025?tls=none",
 		help:     "the relay, smtp://user:pass@host:port?tls=starttls|tls|none&ca=FILE or smtps://...; several, comma-separated, are tried in order",
 		parse:    parseRelays},
-	{env: "NEWSLETTER_FROM", flag: "from", cmds: mailCmds,
+	{env: "NEWSLETTER_FROM", flag: "from", cmds: append(slices.Clone(mailCmds), "bounces serve"),
 		required: "set it to the sender, like 'London Daily <newsletter@example.com>'",
 		help:     "the sender, like 'London Daily <newsletter@example.com>'; its domain ends every Message-ID",
 		parse:    parseFrom},
@@ -152,11 +153,20 @@ var settings = []setting{
 
 	// Bounces and complaints (bounces.go).
 	{env: "NEWSLETTER_BOUNCE_DOMAIN", flag: "bounce-domain", cmds: bounceDomainCmds,
-		help:  "the domain of the envelope senders (bounces+TOKEN@) and mailto unsubscribes, where bounces come back (default: NEWSLETTER_FROM's)",
+		help:  "the domain of the envelope senders (bounces+TOKEN@) and mailto unsubscribes, where bounces come back: bounces serve is its MX (default: NEWSLETTER_FROM's)",
 		parse: parseBounceDomain},
 	{env: "NEWSLETTER_SOFT_BOUNCES", flag: "soft-bounces", def: "3/30d", cmds: bounceDomainCmds,
 		help:  "soft bounces (of different deliveries) that mark a subscriber bounced: N/PERIOD (30d, 720h)",
 		parse: parseSoftBounces},
+	{env: "NEWSLETTER_BOUNCE_LISTEN", flag: "bounce-listen", def: "127.0.0.1:2525", cmds: bounceCmds,
+		help:  "SMTP address bounces serve listens on",
+		parse: parseBounceListen},
+	{env: "NEWSLETTER_BOUNCE_TLS_CERT", flag: "tls-cert", cmds: bounceCmds,
+		help:  "certificate (PEM) bounces serve offers STARTTLS with; unset: no STARTTLS",
+		parse: oneLineText(func(c *config) *string { return &c.bounceCert })},
+	{env: "NEWSLETTER_BOUNCE_TLS_KEY", flag: "tls-key", cmds: bounceCmds,
+		help:  "the private key (PEM) of NEWSLETTER_BOUNCE_TLS_CERT",
+		parse: oneLineText(func(c *config) *string { return &c.bounceKey })},
 
 	{env: "NEWSLETTER_RETENTION", flag: "retention", def: "13mo", cmds: retentionCmds,
 		help:  "how long deliveries are kept after their send started (13mo, 400d; 0: forever); an edition's counts and failures stay",

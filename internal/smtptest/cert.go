@@ -62,3 +62,9 @@ func clientTLSConfig(certPEM []byte) *tls.Config {
 	pool.AppendCertsFromPEM(certPEM)
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
+
+// SelfSigned is a throwaway certificate for the loopback addresses, as the
+// server uses with WithTLS, for other servers under test (bounces serve):
+// the server's configuration and the certificate's PEM, for a client's
+// pool of roots.
+func SelfSigned() (*tls.Config, []byte, error) { return selfSignedTLS() }
