@@ -54,7 +54,7 @@ var topics = []struct{ name, summary string }{
 	{"status", "how an edition's send stands, and who was not delivered"},
 	{"serve", "serve the reader pages (sign-up, confirm, unsubscribe, web edition); --worker also sends"},
 	{"suppression", "list, add and remove the addresses never to mail"},
-	{"bounces", "serve: the bounce domain's MX: bounces, complaints and mailto unsubscribes act on the list"},
+	{"bounces", "serve: the bounce domain's MX; imap: poll a mailbox; bounces, complaints and mailto unsubscribes act on the list"},
 	{"deliveries", "prune: drop the deliveries older than NEWSLETTER_RETENTION, keeping each edition's counts"},
 	{"secret", "print a new random NEWSLETTER_SECRET"},
 	{"help", "list the subcommands"},
@@ -80,6 +80,7 @@ func init() {
 		"suppression add":    suppressionAdd,
 		"suppression remove": suppressionRemove,
 		"bounces serve":      bouncesServe,
+		"bounces imap":       bouncesIMAP,
 	}
 }
 

@@ -48,7 +48,7 @@ func serve(ctx context.Context, a *app, _ []string) error {
 			a.log.Error("confirmation emails left unsent at shutdown", "err", err)
 		}
 	}()
-	return a.listenAndServe(ctx, srv.Handler())
+	return a.listenAndServe(ctx, a.withWebhooks(srv.Handler()))
 }
 
 // readerPages is the web server of the reader pages.
