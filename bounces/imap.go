@@ -302,6 +302,11 @@ func (p *IMAPPoller) handle(ctx context.Context, c *imapclient.Client, uid imap.
 		return p.Mailbox.Processed, nil
 	case ctx.Err() != nil || transient(err):
 		return "", fmt.Errorf("handle message %d: %w", uid, err)
+	case errors.Is(err, ErrReused):
+		// Handled already: by bounces serve, or by a poll that stopped
+		// before it could move the message.
+		log.Info("IMAP message handled already", "err", err)
+		return p.Mailbox.Processed, nil
 	}
 	log.Warn("IMAP message not handled", "err", err)
 	return p.Mailbox.Failed, nil

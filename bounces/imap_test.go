@@ -129,6 +129,15 @@ func TestIMAPPollHandlesAndMovesEachMessageOnce(t *testing.T) {
 	if got := f.count(t, `SELECT count(*) FROM bounce_events`); got != events {
 		t.Fatalf("second poll recorded %d more events", got-events)
 	}
+	// The same bounce delivered twice (or handled by bounces serve too):
+	// nothing more done, and out of the inbox with what was processed.
+	s.add(t, "INBOX", withDeliveredTo(t, "postfix-hard.eml", f.h.VERP.Address(bounced)))
+	if n, err := p.Poll(ctx); err != nil || n != 1 {
+		t.Fatalf("poll of a repeat: %d moved, %v; want 1", n, err)
+	}
+	if got := f.count(t, `SELECT count(*) FROM bounce_events`); got != events || s.count(t, bounces.DefaultIMAPProcessed) != 3 {
+		t.Fatalf("a repeat: %d events (want %d), %d processed (want 3)", got, events, s.count(t, bounces.DefaultIMAPProcessed))
+	}
 	if strings.Contains(f.log.String(), "reader1@") {
 		t.Fatalf("the log names an address:\n%s", f.log)
 	}
