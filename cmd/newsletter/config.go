@@ -71,6 +71,7 @@ type config struct {
 	bounceCert   string
 	bounceKey    string
 	softBounces  bounces.SoftPolicy
+	hooks        hookConfig // the IMAP poller and the webhooks (hooks.go)
 
 	siteURL   string
 	logLevel  slog.Level

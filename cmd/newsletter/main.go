@@ -58,7 +58,7 @@ var topics = []struct{ name, summary string }{
 	{"editors", "add, list, remove desk accounts; set a password; make and revoke API tokens"},
 	{"audit", "who did what and when, on the desk, the API and here"},
 	{"schedule", "the built-in daily schedule's runs: status, hold DATE, release DATE"},
-	{"bounces", "serve: the bounce domain's MX: bounces, complaints and mailto unsubscribes act on the list"},
+	{"bounces", "serve: the bounce domain's MX; imap: poll a mailbox; bounces, complaints and mailto unsubscribes act on the list"},
 	{"deliveries", "prune: drop the deliveries older than NEWSLETTER_RETENTION, keeping each edition's counts"},
 	{"secret", "print a new random NEWSLETTER_SECRET"},
 	{"dkim", "keygen: a new DKIM key and the DNS record that publishes it"},
@@ -100,6 +100,7 @@ func init() {
 		"schedule hold":      scheduleHold,
 		"schedule release":   scheduleRelease,
 		"bounces serve":      bouncesServe,
+		"bounces imap":       bouncesIMAP,
 	}
 }
 

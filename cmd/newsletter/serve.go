@@ -51,7 +51,7 @@ func serve(ctx context.Context, a *app, _ []string) error {
 			a.log.Error("confirmation emails left unsent at shutdown", "err", err)
 		}
 	}()
-	h := srv.Handler()
+	h := a.withWebhooks(srv.Handler())
 	if a.cfg.metricsListen == "" {
 		h = a.withMetrics(h)
 	} else {

@@ -40,11 +40,11 @@ var (
 		"deliveries prune", "suppression list", "suppression add", "suppression remove",
 		"editors add", "editors list", "editors remove", "editors password", "editors token", "editors revoke", "audit",
 		"schedule status", "schedule hold", "schedule release",
-		"edition list", "edition show", "edition delete", "bounces serve"}
+		"edition list", "edition show", "edition delete", "bounces serve", "bounces imap"}
 	mailCmds   = []string{"preview", "send", "worker", "serve", "doctor"} // render an edition's or a confirmation's mail
 	smtpCmds   = []string{"send", "worker", "serve", "doctor"}            // send mail; send and worker run a delivery worker, serve with --worker; doctor checks the relay
 	secretCmds = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve",
-		"suppression add", "suppression remove", "bounces serve"} // keyed hashes of addresses
+		"suppression add", "suppression remove", "bounces serve", "bounces imap"} // keyed hashes of addresses
 	todayCmds   = []string{"preview", "send", "status", "worker", "serve", "schedule status", "edition import"} // decide what "today" is; the schedule's days
 	serveCmds   = []string{"serve"}
 	allCmds     = append(slices.Clone(dbCmds), "secret", "doctor")
@@ -53,7 +53,7 @@ var (
 	// keep the history of deliveries (history.go)
 	retentionCmds = []string{"worker", "serve", "deliveries prune"}
 	// make or read the VERP envelope senders, act on bounces (bounces.go)
-	bounceDomainCmds = []string{"send", "worker", "serve", "bounces serve", "doctor"}
+	bounceDomainCmds = []string{"send", "worker", "serve", "bounces serve", "bounces imap", "doctor"}
 	bounceCmds       = []string{"bounces serve"}
 )
 
@@ -68,7 +68,7 @@ var settings = []setting{
 		required: "set it to your relay, like smtp://user:pass@smtp.example.com:587 (STARTTLS), smtps://... (implicit TLS) or smtp://localhost:1025?tls=none",
 		help:     "the relay, smtp://user:pass@host:port?tls=starttls|tls|none&ca=FILE or smtps://...; several, comma-separated, are tried in order",
 		parse:    parseRelays},
-	{env: "NEWSLETTER_FROM", flag: "from", cmds: append(slices.Clone(mailCmds), "bounces serve"),
+	{env: "NEWSLETTER_FROM", flag: "from", cmds: append(slices.Clone(mailCmds), "bounces serve", "bounces imap"),
 		required: "set it to the sender, like 'London Daily <newsletter@example.com>'",
 		help:     "the sender, like 'London Daily <newsletter@example.com>'; its domain ends every Message-ID",
 		parse:    parseFrom},
@@ -195,6 +195,25 @@ var settings = []setting{
 	{env: "NEWSLETTER_BOUNCE_TLS_KEY", flag: "tls-key", cmds: bounceCmds,
 		help:  "the private key (PEM) of NEWSLETTER_BOUNCE_TLS_CERT",
 		parse: oneLineText(func(c *config) *string { return &c.bounceKey })},
+	{env: "NEWSLETTER_BOUNCE_IMAP", secret: true, cmds: []string{"bounces imap"},
+		required: "set it to the mailbox bounces land in, like imaps://bounces%40example.com:PASSWORD@imap.example.com:993/INBOX",
+		help:     "the mailbox bounces imap reads: imaps://user:pass@host:993/INBOX[?processed=FOLDER&failed=FOLDER]",
+		parse:    parseBounceIMAP},
+	{env: "NEWSLETTER_BOUNCE_IMAP_INTERVAL", flag: "interval", def: "1m", cmds: []string{"bounces imap"},
+		help:  "how often bounces imap looks for new messages",
+		parse: durationFrom(time.Second, func(c *config) *time.Duration { return &c.hooks.imapInterval })},
+	{env: "NEWSLETTER_WEBHOOK_SES_TOPIC", flag: "webhook-ses-topic", cmds: serveCmds,
+		help:  "the SNS topic (ARN) whose SES bounce and complaint notifications POST /webhooks/ses accepts; unset: 404",
+		parse: parseSESTopic},
+	{env: "NEWSLETTER_WEBHOOK_POSTMARK_AUTH", secret: true, cmds: serveCmds,
+		help:  "user:password Postmark's bounce and spam complaint webhooks give (basic auth) at POST /webhooks/postmark; unset: 404",
+		parse: parsePostmarkAuth},
+	{env: "NEWSLETTER_WEBHOOK_MAILGUN_KEY", secret: true, cmds: serveCmds,
+		help:  "Mailgun's webhook signing key, checking POST /webhooks/mailgun; unset: 404",
+		parse: parseMailgunKey},
+	{env: "NEWSLETTER_WEBHOOK_SENDGRID_KEY", flag: "webhook-sendgrid-key", cmds: serveCmds,
+		help:  "SendGrid's signed event webhook verification key (base64 or PEM), checking POST /webhooks/sendgrid; unset: 404",
+		parse: parseSendGridKey},
 
 	{env: "NEWSLETTER_RETENTION", flag: "retention", def: "13mo", cmds: retentionCmds,
 		help:  "how long deliveries are kept after their send started (13mo, 400d; 0: forever); an edition's counts and failures stay",

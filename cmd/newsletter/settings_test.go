@@ -227,6 +227,16 @@ func TestSecretSettingsNeverPrinted(t *testing.T) {
 		"DATABASE_URL":      "mysql://user:hunter2pw@localhost/x",
 		"SMTP_URL":          "smtp://user:hunter2pw@host/path",
 		"NEWSLETTER_SECRET": "hunter2pw",
+		// bad: no host; too short a password; too short a key
+		"NEWSLETTER_BOUNCE_IMAP":           "imaps://user:hunter2pw@/INBOX",
+		"NEWSLETTER_WEBHOOK_POSTMARK_AUTH": "user:hunter2pw",
+		"NEWSLETTER_WEBHOOK_MAILGUN_KEY":   "hunter2pw",
+	}
+	// The command that reads each, when send does not.
+	reader := map[string][]string{
+		"NEWSLETTER_BOUNCE_IMAP":           {"bounces", "imap"},
+		"NEWSLETTER_WEBHOOK_POSTMARK_AUTH": {"serve"},
+		"NEWSLETTER_WEBHOOK_MAILGUN_KEY":   {"serve"},
 	}
 	for _, s := range settings {
 		if !s.secret {
@@ -239,7 +249,11 @@ func TestSecretSettingsNeverPrinted(t *testing.T) {
 		}
 		t.Run(s.env, func(t *testing.T) {
 			t.Setenv(s.env, v)
-			code, out, errs := h.run("send", "--date", "2025-11-13")
+			args, ok := reader[s.env]
+			if !ok {
+				args = []string{"send", "--date", "2025-11-13"}
+			}
+			code, out, errs := h.run(args...)
 			if code == 0 || !strings.Contains(errs, s.env) {
 				t.Fatalf("exit %d, %q: want an error naming %s", code, errs, s.env)
 			}
