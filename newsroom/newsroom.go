@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,9 +75,23 @@ var (
 	ErrInvalid = errors.New("invalid")
 )
 
-// invalid is a bad value of a named field.
+// InvalidError is a bad value of a named field; it is ErrInvalid.
+type InvalidError struct {
+	Field string // the field of the request, or "body" for the whole of it
+	Err   error
+}
+
+func (e *InvalidError) Error() string {
+	if e.Field == "body" {
+		return e.Err.Error()
+	}
+	return e.Field + ": " + e.Err.Error()
+}
+func (e *InvalidError) Unwrap() error        { return e.Err }
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
 func invalid(field, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	return &InvalidError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
 // audit records what the actor did.
@@ -110,10 +126,19 @@ type Imported struct {
 // It is refused, and nothing stored changes, when the input or the mail it
 // makes is over a limit (edition/limits.go), or the edition's send started
 // and the content differs.
-func (r *Room) Import(ctx context.Context, a Actor, in io.Reader, opts edition.ParseOptions, from string) (*Imported, error) {
+//
+// want, when given, are the formats the caller declared the input is in;
+// one of another format is refused as invalid.
+func (r *Room) Import(ctx context.Context, a Actor, in io.Reader, opts edition.ParseOptions, from string, want ...edition.Format) (*Imported, error) {
 	im, err := edition.Read(in, opts)
-	if err != nil {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, edition.ErrTooLarge) || errors.As(err, &tooBig):
 		return nil, err
+	case err != nil:
+		return nil, &InvalidError{Field: "body", Err: err}
+	case len(want) > 0 && !slices.Contains(want, im.Format):
+		return nil, invalid("body", "the body is %s, not the %s its Content-Type says", im.Format, want[0])
 	}
 	if err := r.CheckRendered(im.Edition); err != nil {
 		return nil, err

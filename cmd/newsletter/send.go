@@ -168,8 +168,8 @@ func (c *config) editionData(ed *edition.Edition) templates.EditionData {
 // record, and the unsubscribe link is a placeholder that belongs to nobody.
 func (a *app) sendTestCopy(ctx context.Context, st *edition.Stored, subs *subscribers.Store, to string) error {
 	replies, err := a.room(subs).TestSend(ctx, newsroom.CLI, st.Edition, []string{to}, newsroom.TestOptions{})
-	if errors.Is(err, newsroom.ErrInvalid) {
-		return usageErr("--to: %v", err)
+	if ie := (*newsroom.InvalidError)(nil); errors.As(err, &ie) {
+		return usageErr("--to: %v", ie.Err)
 	}
 	if err != nil {
 		return err
