@@ -145,6 +145,8 @@ func problem(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, newsroom.ErrTooMany):
 		return http.StatusTooManyRequests, "too_many"
+	case errors.Is(err, newsroom.ErrFetch):
+		return http.StatusBadGateway, "fetch_failed"
 	}
 	return http.StatusInternalServerError, "internal"
 }

@@ -33,6 +33,9 @@ type Room struct {
 	Editions    *edition.Store
 	Queue       *delivery.Queue
 	Subscribers *subscribers.Store
+	// Render renders an edition's mail once (templates.Set.RenderEdition
+	// with the newsletter's data).
+	Render func(*edition.Edition) (*templates.Rendered, error)
 	// Compose renders an edition once into what builds each recipient's
 	// message, as a send does.
 	Compose func(*edition.Edition) (*delivery.Composer, error)
@@ -73,6 +76,9 @@ var (
 	ErrTooMany = errors.New("too many test copies: wait a minute")
 	// ErrInvalid: the request is malformed; the message names the field.
 	ErrInvalid = errors.New("invalid")
+	// ErrFetch: an edition could not be fetched from its URL, or what was
+	// fetched was refused.
+	ErrFetch = errors.New("import from the URL failed")
 )
 
 // InvalidError is a bad value of a named field; it is ErrInvalid.
@@ -162,8 +168,11 @@ func (r *Room) ImportURL(ctx context.Context, a Actor, url string, day time.Time
 		day = r.Today()
 	}
 	date, unchanged, err := r.Fetch(ctx, url, day)
-	if err != nil || unchanged {
-		return date, unchanged, err
+	if err != nil {
+		return date, false, fmt.Errorf("%w: %w", ErrFetch, err)
+	}
+	if unchanged {
+		return date, true, nil
 	}
 	return date, false, r.audit(ctx, a, "import", date.Format(edition.DateLayout), "url "+url)
 }
@@ -171,11 +180,11 @@ func (r *Room) ImportURL(ctx context.Context, a Actor, url string, day time.Time
 // CheckRendered refuses an edition whose mail's HTML is over
 // edition.MaxRenderedHTML.
 func (r *Room) CheckRendered(ed *edition.Edition) error {
-	comp, err := r.Compose(ed)
+	rendered, err := r.Render(ed)
 	if err != nil {
-		return err
+		return fmt.Errorf("render edition %s: %w", ed.DateString(), err)
 	}
-	html, _ := comp.Rendered.Parts()
+	html, _ := rendered.Parts()
 	if n := PartSize(html); n > edition.MaxRenderedHTML {
 		return edition.RenderedTooLarge(n)
 	}
