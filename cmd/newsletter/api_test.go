@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/mail"
 	"os"
 	"strings"
@@ -221,6 +222,20 @@ func TestAPI(t *testing.T) {
 	}
 	c.json(200, "POST", "/editions/2025-11-14/resume", editor, "", "")
 	c.waitState("2025-11-14", editor, "finished", n)
+
+	// A URL import goes through the same fetch as `edition import URL`:
+	// the seed again as today's repeats the last edition's lead story.
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/today.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write(seed)
+	}))
+	t.Cleanup(site.Close)
+	c.refused(409, "conflict", "POST", "/editions", editor, "application/json", `{"url": "`+site.URL+`/today.txt"}`)
+	c.refused(502, "fetch_failed", "POST", "/editions", editor, "application/json", `{"url": "`+site.URL+`/gone"}`)
 
 	// Subscribers, as an admin.
 	p := c.json(200, "GET", "/subscribers?email=READER000001@example.com", editor, "", "")
