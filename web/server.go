@@ -53,6 +53,8 @@ type Server struct {
 	// Counts counts the sign-ups, confirmations and unsubscribes (nil:
 	// counted for nobody).
 	Counts *Counts
+	// API, when set, serves /api/v1/ (package api).
+	API http.Handler
 
 	once     sync.Once
 	basePath string // BaseURL's path, which prefixes every link and form
@@ -113,6 +115,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /u/{token}/email", s.changeEmail)
 	mux.HandleFunc("GET /editions", s.archive)
 	mux.HandleFunc("GET /editions/{date}", s.webEdition)
+	if s.API != nil {
+		mux.Handle("/api/v1/", s.API)
+	}
 	return s.logRequests(securityHeaders(mux, s.https))
 }
 

@@ -13,6 +13,7 @@ import (
 	"newsletter/doctor"
 	"newsletter/edition"
 	"newsletter/mailer"
+	"newsletter/newsroom"
 	"newsletter/smtpclient"
 	"newsletter/subscribers"
 )
@@ -98,7 +99,7 @@ func (a *app) doctorSetup() (doctor.Setup, error) {
 	if err != nil {
 		return s, fmt.Errorf("prepare a sample message: %w", err)
 	}
-	s.Message, err = p.AppendMessage(nil, mailer.Recipient{Name: previewRecipient.Name, Email: previewRecipient.Address,
+	s.Message, err = p.AppendMessage(nil, mailer.Recipient{Name: newsroom.PreviewRecipient.Name, Email: newsroom.PreviewRecipient.Address,
 		MessageID: "doctor@" + c.fromDomain(), UnsubscribeURL: c.baseURL + "/u/doctor", Date: time.Now()})
 	if err != nil {
 		return s, fmt.Errorf("write a sample message: %w", err)

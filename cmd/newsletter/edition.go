@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"newsletter/edition"
-	"newsletter/templates"
+	"newsletter/newsroom"
 )
 
 var editionImport = &command{
@@ -65,18 +65,11 @@ func importFile(ctx context.Context, a *app, file string, opts edition.ParseOpti
 		defer f.Close()
 		in = f
 	}
-	im, err := edition.Read(in, opts)
+	im, err := a.room(nil).Import(ctx, newsroom.CLI, in, opts, file)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	if err := a.checkRendered(im.Edition); err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	_, saved, err := (&edition.Store{DB: a.db}).Save(ctx, im.Edition, im.Format)
-	if err != nil {
-		return err
-	}
-	a.logImported(im, saved, "file", file)
+	a.logImported(im.Imported, im.Saved, "file", file)
 	fmt.Fprintln(a.stdout, im.Edition.DateString())
 	return nil
 }
@@ -100,7 +93,7 @@ func (a *app) importURL(ctx context.Context, url string, day time.Time) (date ti
 		a.log.Info("edition unchanged: the page is the one already imported", "date", day.Format(edition.DateLayout), "url", url)
 		return day, true, nil
 	}
-	if err := a.checkRendered(got.Edition); err != nil {
+	if err := a.room(nil).CheckRendered(got.Edition); err != nil {
 		return day, false, fmt.Errorf("%s: %w", url, err)
 	}
 	_, saved, err := eds.SaveFetched(ctx, got.Edition, got.Format, edition.Source{URL: url, Validators: got.Validators})
@@ -131,20 +124,6 @@ func (a *app) userAgent() string {
 	return "newsletter (" + clean + ")"
 }
 
-// checkRendered refuses an edition whose mail's HTML is over
-// edition.MaxRenderedHTML.
-func (a *app) checkRendered(ed *edition.Edition) error {
-	rendered, err := a.tpl.RenderEdition(ed, a.cfg.editionData(ed))
-	if err != nil {
-		return fmt.Errorf("render edition %s: %w", ed.DateString(), err)
-	}
-	html, _ := rendered.Parts()
-	if n := partSize(html); n > edition.MaxRenderedHTML {
-		return edition.RenderedTooLarge(n)
-	}
-	return nil
-}
-
 // logImported says what an import did, and what the cleaner left out.
 func (a *app) logImported(im *edition.Imported, saved edition.Saved, kind, from string) {
 	ed := im.Edition
@@ -156,16 +135,6 @@ func (a *app) logImported(im *edition.Imported, saved edition.Saved, kind, from 
 		a.log.Warn("the lead story's HTML had elements with text that the newsletter leaves out (scripts, frames, SVG, forms...)",
 			"date", ed.DateString(), "kept_paragraphs", im.Kept, "dropped_elements", im.Dropped)
 	}
-}
-
-// partSize is the size of a rendered part without its recipient fields,
-// which are short.
-func partSize(p templates.Part) int {
-	n := 0
-	for _, l := range p.Lits() {
-		n += len(l)
-	}
-	return n
 }
 
 // dateFlag is the --date flag of the subcommands that work on one edition,

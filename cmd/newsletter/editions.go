@@ -7,21 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"newsletter/delivery"
 	"newsletter/edition"
 )
-
-// editionEntry is one line of `edition list`, and its --json form.
-type editionEntry struct {
-	Date      string     `json:"date"`
-	Subject   string     `json:"subject"`
-	State     string     `json:"state"`
-	StartedAt *time.Time `json:"send_started_at,omitempty"`
-	Sent      int64      `json:"sent"`
-	Failed    int64      `json:"failed"`
-	Pending   int64      `json:"pending"` // queued or being sent
-	Skipped   int64      `json:"skipped"`
-}
 
 var editionList = &command{
 	usage: "edition list [--json]\n\nEvery stored edition, newest first: date, send state, recipients sent, failed, pending and skipped,\nand the subject; tab-separated, or --json.",
@@ -30,14 +17,11 @@ var editionList = &command{
 		var asJSON bool
 		fs.BoolVar(&asJSON, "json", false, "print a JSON array")
 		return func(ctx context.Context, a *app, _ []string) error {
-			list, err := a.editionEntries(ctx)
+			list, err := a.room(nil).List(ctx)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				if list == nil {
-					list = []editionEntry{}
-				}
 				return json.NewEncoder(a.stdout).Encode(list)
 			}
 			fmt.Fprintln(a.stdout, "date\tstate\tsent\tfailed\tpending\tskipped\tsubject")
@@ -47,29 +31,6 @@ var editionList = &command{
 			return nil
 		}
 	},
-}
-
-// editionEntries lists the editions with their counts; an edition whose
-// send never started has none to count.
-func (a *app) editionEntries(ctx context.Context) ([]editionEntry, error) {
-	sums, err := (&edition.Store{DB: a.db}).List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	q := &delivery.Queue{DB: a.db}
-	var out []editionEntry
-	for _, s := range sums {
-		e := editionEntry{Date: s.Date.Format(edition.DateLayout), Subject: s.Subject, State: s.State, StartedAt: s.SendStartedAt}
-		if s.SendStartedAt != nil {
-			c, err := q.Count(ctx, s.ID)
-			if err != nil {
-				return nil, fmt.Errorf("edition %s: %w", e.Date, err)
-			}
-			e.Sent, e.Failed, e.Pending, e.Skipped = c.Sent, c.Failed, c.Queued+c.Sending, c.Skipped
-		}
-		out = append(out, e)
-	}
-	return out, nil
 }
 
 var editionShow = &command{

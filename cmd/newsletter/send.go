@@ -5,13 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/mail"
 	"time"
 
 	"newsletter/delivery"
 	"newsletter/edition"
-	"newsletter/mailer"
-	"newsletter/smtpclient"
+	"newsletter/newsroom"
 	"newsletter/subscribers"
 	"newsletter/templates"
 )
@@ -41,12 +39,13 @@ var sendCommand = &command{
 }
 
 func send(ctx context.Context, a *app, o sendOptions) error {
-	st, comp, err := a.render(ctx, o.date, &subscribers.Store{DB: a.db, Tokens: a.cfg.tokens})
+	subs := &subscribers.Store{DB: a.db, Tokens: a.cfg.tokens}
+	st, comp, err := a.render(ctx, o.date, subs)
 	if err != nil {
 		return err
 	}
 	if o.to != "" {
-		return a.sendTestCopy(ctx, comp, o.to)
+		return a.sendTestCopy(ctx, st, subs, o.to)
 	}
 	if err := (&delivery.Queue{DB: a.db}).EnsurePartitions(ctx, time.Now(), 0); err != nil {
 		return err
@@ -116,11 +115,10 @@ func (a *app) enqueue(ctx context.Context, w *delivery.Worker, st *edition.Store
 	} else if reason != "" {
 		fmt.Fprintf(a.stdout, "resuming the send, paused because: %s\n", reason)
 	}
-	queued, err := w.Queue.Enqueue(ctx, st.ID, a.cfg.fromDomain(), a.cfg.sendWindow)
+	queued, err := a.room(nil).StartSend(ctx, newsroom.CLI, st)
 	if err != nil {
 		return err
 	}
-	a.log.Info("send started", "edition", st.Edition.DateString(), "newly_queued", queued)
 	if o.enqueueOnly {
 		fmt.Fprintf(a.stdout, "edition %s: queued %d new recipients for the workers\n", st.Edition.DateString(), queued)
 	}
@@ -172,25 +170,14 @@ func (c *config) editionData(ed *edition.Edition) templates.EditionData {
 
 // sendTestCopy sends the edition to one address, outside the queue: no
 // record, and the unsubscribe link is a placeholder that belongs to nobody.
-func (a *app) sendTestCopy(ctx context.Context, comp *delivery.Composer, to string) error {
-	addr, err := subscribers.NormalizeAddress(to)
-	if err != nil {
-		return usageErr("--to: %v", err)
+func (a *app) sendTestCopy(ctx context.Context, st *edition.Stored, subs *subscribers.Store, to string) error {
+	replies, err := a.room(subs).TestSend(ctx, newsroom.CLI, st.Edition, []string{to}, newsroom.TestOptions{})
+	if ie := (*newsroom.InvalidError)(nil); errors.As(err, &ie) {
+		return usageErr("--to: %v", ie.Err)
 	}
-	msg := comp.Message(&mail.Address{Address: addr}, "test-"+randomHex(12)+"@"+a.cfg.fromDomain(), a.cfg.baseURL+"/u/test-copy")
-	m, err := mailer.Build(msg)
-	if err != nil {
-		return fmt.Errorf("build test copy: %w", err)
-	}
-	conn, err := smtpclient.DialMsg(ctx, a.cfg.smtp)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	reply, err := conn.Send(ctx, m)
-	if err != nil {
-		return fmt.Errorf("send test copy: %w", err)
-	}
-	fmt.Fprintf(a.stdout, "sent a test copy to %s: %s\n", addr, reply)
+	fmt.Fprintf(a.stdout, "sent a test copy to %s: %s\n", to, replies[0])
 	return nil
 }

@@ -13,14 +13,17 @@ import (
 
 	"golang.org/x/net/netutil"
 
+	"newsletter/api"
 	"newsletter/edition"
+	"newsletter/editors"
 	"newsletter/subscribers"
 	"newsletter/web"
 )
 
 var serveCommand = &command{
 	usage: "serve [flags]\n\nServes the reader pages: /subscribe (sign-up, double opt-in), /confirm/{token}, GET/POST /u/{token}\n" +
-		"(one-click unsubscribe, RFC 8058, and the subscription's page), /editions, /editions/YYYY-MM-DD, /healthz, /readyz.\n" +
+		"(one-click unsubscribe, RFC 8058, and the subscription's page), /editions, /editions/YYYY-MM-DD, /healthz, /readyz,\n" +
+		"and the JSON API under /api/v1 (bearer tokens: `editors token`).\n" +
 		"Confirmation emails go out through SMTP_URL from NEWSLETTER_FROM.",
 	needs: needDB | needTemplates,
 	setup: func(*flag.FlagSet) runFunc { return serve },
@@ -85,6 +88,7 @@ func (a *app) readerPages(ctx context.Context, subs *subscribers.Store, outbox *
 		TrustedProxies: a.cfg.proxies,
 		IPLimit:        a.cfg.ipLimit,
 		Counts:         a.metrics.Readers(),
+		API:            (&api.API{Room: a.room(subs), Accounts: &editors.Store{DB: a.db}, Log: a.log}).Handler(),
 	}
 }
 

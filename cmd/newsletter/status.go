@@ -8,46 +8,10 @@ import (
 	"fmt"
 	"time"
 
-	"newsletter/bounces"
 	"newsletter/delivery"
 	"newsletter/edition"
-	"newsletter/fleet"
+	"newsletter/newsroom"
 )
-
-// statusReport is `status --json`: one document, the undelivered streamed
-// into it so a long list is never held in memory.
-type statusReport struct {
-	Edition     string     `json:"edition"`
-	State       string     `json:"state"`
-	PauseReason string     `json:"pause_reason,omitempty"`
-	StartedAt   *time.Time `json:"started_at,omitempty"`
-	SendBy      *time.Time `json:"send_by,omitempty"` // absent: no deadline
-	FinishedAt  *time.Time `json:"finished_at,omitempty"`
-	Counts      struct {
-		Total           int64 `json:"total"`
-		Sent            int64 `json:"sent"`
-		FailedPermanent int64 `json:"failed_permanent"`
-		FailedTemporary int64 `json:"failed_temporary"`
-		Skipped         int64 `json:"skipped"`
-		Queued          int64 `json:"queued"`
-		Sending         int64 `json:"sending"`
-	} `json:"counts"`
-	// PercentDone is the share of the recipients with a final outcome;
-	// Rate, deliveries given one per second over the last minute, by every
-	// worker; EstimatedFinish, when the rest would be done at that rate.
-	PercentDone     float64        `json:"percent_done"`
-	Rate            float64        `json:"rate_per_second"`
-	EstimatedFinish *time.Time     `json:"estimated_finish,omitempty"`
-	Workers         []fleet.Worker `json:"workers"` // the live ones, whatever they send
-	// Pruned: the deliveries are gone (NEWSLETTER_RETENTION) and the counts
-	// are the summary kept, with the failures by reply code.
-	// CameBack is what came back after the send and was acted on: bounces,
-	// complaints (package bounces).
-	CameBack bounces.Counts     `json:"came_back"`
-	Pruned   bool               `json:"pruned,omitempty"`
-	Failures []delivery.Failure `json:"failures,omitempty"`
-	failed   int64              // both kinds
-}
 
 var statusCommand = &command{
 	usage: "status [--date YYYY-MM-DD] [--json] [--undelivered] [--watch]\n\nHow an edition's send stands: counts by outcome, the share done, the rate and the estimated finish and,\n" +
@@ -73,59 +37,26 @@ var statusCommand = &command{
 			defer w.Flush()
 			q := &delivery.Queue{DB: a.db}
 			if asJSON {
-				return r.writeJSON(ctx, w, q, st.ID, undelivered)
+				return writeStatusJSON(ctx, w, r, q, st.ID, undelivered)
 			}
-			return r.writeText(ctx, w, q, st.ID, undelivered)
+			return writeStatusText(ctx, w, r, q, st.ID, undelivered)
 		}
 	},
 }
 
 // status is the report on the send of the edition of date.
-func (a *app) status(ctx context.Context, date time.Time) (*edition.Stored, *statusReport, error) {
+func (a *app) status(ctx context.Context, date time.Time) (*edition.Stored, *newsroom.Report, error) {
 	st, err := a.edition(ctx, date)
 	if err != nil {
 		return nil, nil, err
 	}
-	state, err := (&edition.Store{DB: a.db}).SendState(ctx, st.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	q := &delivery.Queue{DB: a.db}
-	counts, err := q.Count(ctx, st.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	r := &statusReport{failed: counts.Failed}
-	sum, err := q.Summary(ctx, st.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if sum != nil {
-		r.Pruned, r.Failures = true, sum.Failures
-	}
-	r.Edition, r.State = st.Edition.DateString(), state.State()
-	if state.PauseReason != nil {
-		r.PauseReason = *state.PauseReason
-	}
-	r.StartedAt, r.SendBy, r.FinishedAt = state.StartedAt, state.SendBy, state.FinishedAt
-	r.Counts.Total, r.Counts.Sent, r.Counts.Skipped = counts.Total(), counts.Sent, counts.Skipped
-	r.Counts.FailedPermanent, r.Counts.FailedTemporary = counts.FailedPermanent, counts.Failed-counts.FailedPermanent
-	r.Counts.Queued, r.Counts.Sending = counts.Queued, counts.Sending
-	if err := r.progress(ctx, q, st.ID); err != nil {
-		return nil, nil, err
-	}
-	if r.Workers, err = fleet.List(ctx, a.db); err != nil {
-		return nil, nil, err
-	}
-	if r.CameBack, err = bounces.EditionCounts(ctx, a.db, st.ID); err != nil {
-		return nil, nil, err
-	}
-	return st, r, nil
+	r, err := a.room(nil).Status(ctx, st)
+	return st, r, err
 }
 
 // writeJSON writes the report as one document, with the undelivered if
 // asked, streamed into it.
-func (r *statusReport) writeJSON(ctx context.Context, w *bufio.Writer, q *delivery.Queue, id int64, undelivered bool) error {
+func writeStatusJSON(ctx context.Context, w *bufio.Writer, r *newsroom.Report, q *delivery.Queue, id int64, undelivered bool) error {
 	head, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -155,7 +86,7 @@ func (r *statusReport) writeJSON(ctx context.Context, w *bufio.Writer, q *delive
 	return err
 }
 
-func (r *statusReport) writeText(ctx context.Context, w *bufio.Writer, q *delivery.Queue, id int64, undelivered bool) error {
+func writeStatusText(ctx context.Context, w *bufio.Writer, r *newsroom.Report, q *delivery.Queue, id int64, undelivered bool) error {
 	fmt.Fprintf(w, "edition %s: %s", r.Edition, r.State)
 	if r.PauseReason != "" {
 		fmt.Fprintf(w, " (%s)", r.PauseReason)
@@ -171,12 +102,12 @@ func (r *statusReport) writeText(ctx context.Context, w *bufio.Writer, q *delive
 		fmt.Fprintln(w, "send by:   no deadline")
 	}
 	fmt.Fprintf(w, "recipients %d: sent %d, failed %d (refused %d, temporary %d), skipped %d, queued %d, sending %d\n",
-		r.Counts.Total, r.Counts.Sent, r.failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,
+		r.Counts.Total, r.Counts.Sent, r.Failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,
 		r.Counts.Skipped, r.Counts.Queued, r.Counts.Sending)
 	if c := r.CameBack; c.Any() {
 		fmt.Fprintf(w, "came back: %d hard bounces, %d soft, %d complaints (each subscriber acted on: see bounces serve)\n", c.Hard, c.Soft, c.Complaints)
 	}
-	r.writeProgress(w)
+	writeProgress(w, r)
 	writeWorkers(w, r.Workers)
 	if r.Pruned {
 		fmt.Fprintln(w, "deliveries pruned (NEWSLETTER_RETENTION): the counts are the summary kept; failures by reply:")
@@ -230,34 +161,7 @@ func replyText(u delivery.Undelivered) string {
 	return oneLine(*u.Reply)
 }
 
-// rateWindowStatus is how far back status looks for the current rate.
-const rateWindowStatus = time.Minute
-
-// progress fills in the share done, the current rate and the estimated
-// finish from the counts and the deliveries finished lately.
-func (r *statusReport) progress(ctx context.Context, q *delivery.Queue, id int64) error {
-	c := r.Counts
-	if c.Total == 0 {
-		return nil
-	}
-	left := c.Queued + c.Sending
-	r.PercentDone = 100 * float64(c.Total-left) / float64(c.Total)
-	if left == 0 || r.Pruned {
-		return nil
-	}
-	n, err := q.Finished(ctx, id, rateWindowStatus)
-	if err != nil {
-		return err
-	}
-	r.Rate = float64(n) / rateWindowStatus.Seconds()
-	if r.Rate > 0 {
-		eta := time.Now().Add(time.Duration(float64(left) / r.Rate * float64(time.Second))).Truncate(time.Second)
-		r.EstimatedFinish = &eta
-	}
-	return nil
-}
-
-func (r *statusReport) writeProgress(w *bufio.Writer) {
+func writeProgress(w *bufio.Writer, r *newsroom.Report) {
 	if r.Counts.Total == 0 {
 		return
 	}
@@ -296,7 +200,7 @@ func (a *app) watchStatus(ctx context.Context, date time.Time) error {
 			w.WriteString("\x1b[H\x1b[2J") // home, clear the screen
 		}
 		fmt.Fprintf(w, "%s\n", time.Now().Format(time.TimeOnly))
-		err = r.writeText(ctx, w, q, st.ID, false)
+		err = writeStatusText(ctx, w, r, q, st.ID, false)
 		w.WriteString("\n")
 		if ferr := w.Flush(); err == nil {
 			err = ferr
