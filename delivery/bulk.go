@@ -95,15 +95,12 @@ func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome, done f
 	now := time.Now()
 	for i, j := range jobs {
 		msg := &m.msgs[len(m.envs)]
-		var token string
-		if m.compose.UnsubscribeToken != nil {
-			token = m.compose.UnsubscribeToken(j.SubscriberUUID)
-		}
+		url, token := m.compose.unsubscribe(j.SubscriberUUID)
 		err := m.prepared.AppendParts(msg, mailer.Recipient{
 			Name:             j.Name,
 			Email:            j.Email,
 			MessageID:        j.MessageID,
-			UnsubscribeURL:   m.compose.UnsubscribeURL(j.SubscriberUUID),
+			UnsubscribeURL:   url,
 			UnsubscribeToken: token,
 			Date:             now,
 		})

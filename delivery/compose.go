@@ -23,6 +23,10 @@ type Composer struct {
 	// a mailed request is matched by the token, not by its forgeable From.
 	UnsubscribeToken  func(uuid string) string
 	UnsubscribeDomain string
+	// UnsubscribePrefix, when set with UnsubscribeToken, makes the one-click
+	// link as UnsubscribePrefix + token, so the bulk path computes each
+	// recipient's token once for the link and the mailbox.
+	UnsubscribePrefix string
 	FeedbackID        string       // the Feedback-ID field, for every copy
 	DKIM              *mailer.DKIM // signs every message when set
 	// ReturnPath appends delivery id's envelope sender (MAIL FROM) to dst:
@@ -51,4 +55,17 @@ func (c *Composer) Message(to *mail.Address, messageID, unsubscribeURL string) m
 		FeedbackID:        c.FeedbackID,
 		DKIM:              c.DKIM,
 	}
+}
+
+// unsubscribe is the recipient's one-click link and the token of their
+// unsubscribe mailbox ("" when there is none), the token computed once.
+func (c *Composer) unsubscribe(uuid string) (url, token string) {
+	if c.UnsubscribeToken == nil {
+		return c.UnsubscribeURL(uuid), ""
+	}
+	token = c.UnsubscribeToken(uuid)
+	if c.UnsubscribePrefix != "" {
+		return c.UnsubscribePrefix + token, token
+	}
+	return c.UnsubscribeURL(uuid), token
 }

@@ -170,8 +170,13 @@ func (s *Store) Unsubscribe(ctx context.Context, id int64) error {
 
 // UnsubscribeURL is the subscriber's List-Unsubscribe link under baseURL.
 func (s *Store) UnsubscribeURL(baseURL, uuid string) string {
-	return baseURL + "/u/" + s.Tokens.Unsubscribe(uuid)
+	return UnsubscribePrefix(baseURL) + s.Tokens.Unsubscribe(uuid)
 }
+
+// UnsubscribePrefix is what comes before the unsubscribe token in the
+// one-click link: a sender that has the token already (for the mailto
+// unsubscribe too) makes the link without computing it again.
+func UnsubscribePrefix(baseURL string) string { return baseURL + "/u/" }
 
 // newUUID returns a random (version 4) UUID from crypto/rand.
 func newUUID() string {

@@ -150,6 +150,7 @@ func (a *app) composer(ed *edition.Edition, subs *subscribers.Store) (*delivery.
 		UnsubscribeDomain: c.unsubscribeDomain(),
 		UnsubscribeURL:    func(uuid string) string { return subs.UnsubscribeURL(c.baseURL, uuid) },
 		UnsubscribeToken:  subs.Tokens.Unsubscribe,
+		UnsubscribePrefix: subscribers.UnsubscribePrefix(c.baseURL),
 		FeedbackID:        c.feedbackID(ed.DateString(), ed.Site.Name),
 		DKIM:              c.dkim,
 	}
