@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"newsletter/bounces"
 	"newsletter/delivery"
 	"newsletter/edition"
+	"newsletter/internal/logtest"
 	"newsletter/internal/pgtest"
 	"newsletter/subscribers"
 )
@@ -31,34 +31,15 @@ type fixture struct {
 	db      *sqlx.DB
 	subs    *subscribers.Store
 	h       *bounces.Handler
-	log     *logBuffer
+	log     *logtest.Buffer
 	edition int64
-}
-
-// logBuffer keeps what the handler logs, to check what it says and that
-// it never names an address.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
 	db := pgtest.New(t)
 	tok, _ := subscribers.NewTokens([]byte(strings.Repeat("k", 32)))
-	f := &fixture{db: db, subs: &subscribers.Store{DB: db, Tokens: tok}, log: &logBuffer{}}
+	f := &fixture{db: db, subs: &subscribers.Store{DB: db, Tokens: tok}, log: &logtest.Buffer{}}
 	var csv strings.Builder
 	csv.WriteString("email,name,status\n")
 	for i := range n {

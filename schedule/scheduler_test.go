@@ -19,6 +19,7 @@ import (
 
 	"newsletter/delivery"
 	"newsletter/edition"
+	"newsletter/internal/logtest"
 	"newsletter/internal/pgtest"
 	"newsletter/internal/smtptest"
 	"newsletter/schedule"
@@ -37,7 +38,7 @@ type fixture struct {
 	imports  atomic.Int64
 	starts   atomic.Int64
 	failWith error // the import's error, when set
-	logs     syncBuffer
+	logs     logtest.Buffer
 }
 
 const readers = 3
@@ -385,22 +386,4 @@ func alertTo(relay *smtptest.Server) *schedule.MailAlert {
 		From: &mail.Address{Name: "London Daily", Address: "newsletter@example.com"},
 		To:   &mail.Address{Address: "alerts@example.com"},
 	}
-}
-
-// syncBuffer is a log destination the schedulers of a test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"newsletter/internal/logtest"
 	"newsletter/internal/smtptest"
 	"newsletter/mailer"
 	"newsletter/smtpclient"
@@ -35,7 +36,7 @@ func TestOutboxLogsWhyAConfirmationWasNotSent(t *testing.T) {
 		"refused":        {"newsletter", "right", []string{"kind=permanent", "stage=rcpt", "550 5.1.1 <<recipient>>: no such user"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &logtest.Buffer{}
 			cfg := smtpclient.Config{Host: relay.Host(), Port: relay.Port(), TLS: smtpclient.TLSNone, Timeout: 5 * time.Second,
 				Username: tc.user, Password: tc.pass}
 			o := web.NewOutbox(cfg, slog.New(slog.NewTextHandler(logs, nil)), 1, 10)

@@ -10,11 +10,11 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"newsletter/edition"
+	"newsletter/internal/logtest"
 	"newsletter/internal/pgtest"
 	"newsletter/internal/smtptest"
 	"newsletter/smtpclient"
@@ -29,30 +29,11 @@ type fixture struct {
 	srv  *httptest.Server
 	subs *subscribers.Store
 	eds  *edition.Store
-	logs *syncBuffer
+	logs *logtest.Buffer
 	smtp *smtptest.Server
 	// outbox sends the confirmation emails to smtp.
 	outbox *web.Outbox
 	base   string // the server's URL, which is also its NEWSLETTER_BASE_URL
-}
-
-// syncBuffer is a log destination the test can read while the server,
-// which logs a request after answering it, writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newFixture(t testing.TB) *fixture { return newFixtureWith(t, nil) }
@@ -72,7 +53,7 @@ func newFixtureWith(t testing.TB, configure func(*web.Server, *subscribers.Store
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{subs: &subscribers.Store{DB: db, Tokens: tok}, eds: &edition.Store{DB: db}, logs: &syncBuffer{}, smtp: smtptest.Start(t)}
+	f := &fixture{subs: &subscribers.Store{DB: db, Tokens: tok}, eds: &edition.Store{DB: db}, logs: &logtest.Buffer{}, smtp: smtptest.Start(t)}
 	log := slog.New(slog.NewTextHandler(f.logs, nil))
 	f.outbox = web.NewOutbox(smtpclient.Config{Host: f.smtp.Host(), Port: f.smtp.Port(), TLS: smtpclient.TLSNone, Timeout: 10 * time.Second}, log, 2, 100_000)
 	t.Cleanup(func() { f.outbox.Close(context.Background()) })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/mail"
+	"newsletter/internal/logtest"
 	"os"
 	"regexp"
 	"strings"
@@ -18,11 +19,11 @@ var bounceAddr = regexp.MustCompile(`msg="listening for bounces" addr=(\S+)`)
 
 // bounceServe runs `newsletter bounces serve` until the test ends, and
 // returns its address and its log.
-func (h *harness) bounceServe(t *testing.T) (string, *lockedBuffer) {
+func (h *harness) bounceServe(t *testing.T) (string, *logtest.Buffer) {
 	t.Helper()
 	t.Setenv("NEWSLETTER_BOUNCE_LISTEN", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"bounces", "serve"}, io.Discard, logs) }()
 	t.Cleanup(func() {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"newsletter/internal/logtest"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ func TestBouncesIMAPCommand(t *testing.T) {
 	t.Setenv("NEWSLETTER_BOUNCE_IMAP", "imaps://u:hunter2pw@127.0.0.1:1/INBOX")
 	t.Setenv("NEWSLETTER_BOUNCE_IMAP_INTERVAL", "1h")
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"bounces", "imap"}, io.Discard, logs) }()
 	deadline := time.Now().Add(30 * time.Second)

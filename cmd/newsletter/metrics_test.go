@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
+	"newsletter/internal/logtest"
 	"regexp"
 	"strings"
 	"testing"
@@ -173,7 +174,7 @@ func TestMetricsListen(t *testing.T) {
 var metricsServing = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
 
 // metricsAddr waits for the log line naming the metrics listener.
-func metricsAddr(t *testing.T, logs *lockedBuffer) string {
+func metricsAddr(t *testing.T, logs *logtest.Buffer) string {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if m := metricsServing.FindStringSubmatch(logs.String()); m != nil {
@@ -186,10 +187,10 @@ func metricsAddr(t *testing.T, logs *lockedBuffer) string {
 
 // background runs a long-lived subcommand until the test ends (then
 // cancels it, as SIGTERM would, and wants exit 0), and returns its stderr.
-func (h *harness) background(t *testing.T, args ...string) *lockedBuffer {
+func (h *harness) background(t *testing.T, args ...string) *logtest.Buffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, io.Discard, logs) }()
 	t.Cleanup(func() {

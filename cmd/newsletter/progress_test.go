@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"newsletter/internal/logtest"
 	"strings"
 	"testing"
 	"time"
@@ -21,15 +22,15 @@ func TestSendProgressAndStatusWatch(t *testing.T) {
 	release := h.smtp.HoldNth(3) // two delivered, then the relay stalls
 	defer release()
 
-	sendLog, watchOut := &lockedBuffer{}, &lockedBuffer{}
+	sendLog, watchOut := &logtest.Buffer{}, &logtest.Buffer{}
 	sent, watched := make(chan int, 1), make(chan int, 1)
 	go func() {
-		sent <- run(context.Background(), []string{"send", "--date", "2025-11-13"}, &lockedBuffer{}, sendLog)
+		sent <- run(context.Background(), []string{"send", "--date", "2025-11-13"}, &logtest.Buffer{}, sendLog)
 	}()
 	waitFor(t, sendLog, "sent=2 failed=0 skipped=0 retried=0 remaining=2")
 	waitFor(t, sendLog, "waiting=")
 	go func() {
-		watched <- run(context.Background(), []string{"status", "--date", "2025-11-13", "--watch"}, watchOut, &lockedBuffer{})
+		watched <- run(context.Background(), []string{"status", "--date", "2025-11-13", "--watch"}, watchOut, &logtest.Buffer{})
 	}()
 	waitFor(t, watchOut, "edition 2025-11-13: running")
 	waitFor(t, watchOut, "started:")
@@ -59,7 +60,7 @@ func TestSendProgressAndStatusWatch(t *testing.T) {
 }
 
 // waitFor waits until b holds want.
-func waitFor(t *testing.T, b *lockedBuffer, want string) {
+func waitFor(t *testing.T, b *logtest.Buffer, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if strings.Contains(b.String(), want) {

@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"newsletter/internal/logtest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -93,32 +93,14 @@ func TestServeConfigErrors(t *testing.T) {
 	}
 }
 
-// lockedBuffer is stderr for a serve that runs while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var servingAddr = regexp.MustCompile(`msg=serving addr=(\S+)`)
 
 // serve runs `newsletter serve` (with extra flags) until the test ends, and
 // returns its URL.
-func (h *harness) serve(t *testing.T, flags ...string) (string, *lockedBuffer) {
+func (h *harness) serve(t *testing.T, flags ...string) (string, *logtest.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"serve"}, flags...), io.Discard, logs) }()
 	t.Cleanup(func() {

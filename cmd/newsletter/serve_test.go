@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"newsletter/internal/logtest"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 // until one of them closes. And what net/http itself logs reaches the
 // process's log.
 func TestServeLimitsConnectionsAndLogs(t *testing.T) {
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	a := &app{cfg: &config{}, log: slog.New(slog.NewTextHandler(&logs, nil))}
 	hs := a.httpServer(context.Background(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/panic" {

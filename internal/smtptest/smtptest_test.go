@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/smtp"
 	"net/textproto"
+	"newsletter/internal/logtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -332,7 +333,7 @@ func TestRelayDown(t *testing.T) {
 	dead := ln.Addr().String()
 	ln.Close()
 	dir := t.TempDir()
-	var log lockedBuffer
+	var log logtest.Buffer
 	s := Start(t, WithDir(dir), WithRelay(dead), WithLog(slog.New(slog.NewTextHandler(&log, nil))))
 	c := dial(t, s)
 	for _, to := range []string{"a@example.com", "b@example.com"} {
@@ -360,23 +361,6 @@ func waitRelayFailed(t *testing.T, s *Server, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestStartTLS(t *testing.T) {
