@@ -117,7 +117,7 @@ func (s *Store) Remove(ctx context.Context, email string) (*Account, error) {
 		return nil, fmt.Errorf("remove editor: %w", err)
 	}
 	var a Account
-	err = tx.GetContext(ctx, &a, `SELECT id, email, role, created_at, 0 AS tokens FROM editors WHERE lower(email) = lower($1) FOR UPDATE`, lookup(email))
+	err = tx.GetContext(ctx, &a, `SELECT id, email, role, created_at, 0 AS tokens FROM editors WHERE lower(email) = lower($1) FOR UPDATE`, subscribers.LookupForm(email))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -145,7 +145,7 @@ func (s *Store) SetPassword(ctx context.Context, email, password string) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.DB.ExecContext(ctx, `UPDATE editors SET password_hash = $2, updated_at = now() WHERE lower(email) = lower($1)`, lookup(email), hash)
+	r, err := s.DB.ExecContext(ctx, `UPDATE editors SET password_hash = $2, updated_at = now() WHERE lower(email) = lower($1)`, subscribers.LookupForm(email), hash)
 	if err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
@@ -163,7 +163,7 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (*Acco
 		Account
 		Hash string `db:"password_hash"`
 	}
-	err := s.DB.GetContext(ctx, &row, `SELECT id, email, role, created_at, 0 AS tokens, password_hash FROM editors WHERE lower(email) = lower($1)`, lookup(email))
+	err := s.DB.GetContext(ctx, &row, `SELECT id, email, role, created_at, 0 AS tokens, password_hash FROM editors WHERE lower(email) = lower($1)`, subscribers.LookupForm(email))
 	if errors.Is(err, sql.ErrNoRows) {
 		verifyPassword(dummyHash(), password)
 		return nil, ErrBadPassword
@@ -197,7 +197,7 @@ func (s *Store) NewToken(ctx context.Context, email, name string) (string, error
 	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
 	h := sha256.Sum256([]byte(tok))
 	r, err := s.DB.ExecContext(ctx, `INSERT INTO api_tokens (editor_id, name, token_hash)
-		SELECT id, $2, $3 FROM editors WHERE lower(email) = lower($1)`, lookup(email), name, h[:])
+		SELECT id, $2, $3 FROM editors WHERE lower(email) = lower($1)`, subscribers.LookupForm(email), name, h[:])
 	if pe := pq.As(err, "23505"); pe != nil {
 		return "", ErrTokenName
 	}
@@ -246,12 +246,4 @@ func (s *Store) ByToken(ctx context.Context, token string) (*Account, string, er
 		return nil, "", fmt.Errorf("check token: %w", err)
 	}
 	return &row.Account, row.Name, nil
-}
-
-// lookup is the address as stored, when it can be normalised.
-func lookup(email string) string {
-	if a, err := subscribers.NormalizeAddress(email); err == nil {
-		return a
-	}
-	return email
 }

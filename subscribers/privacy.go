@@ -151,7 +151,7 @@ func (s *Store) Erase(ctx context.Context, email string, src Source) (*Erasure, 
 	}
 	defer tx.Rollback()
 	var sub Subscriber
-	if err := tx.GetContext(ctx, &sub, lockSubscriberByEmail, lookupForm(email)); errors.Is(err, sql.ErrNoRows) {
+	if err := tx.GetContext(ctx, &sub, lockSubscriberByEmail, LookupForm(email)); errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	} else if err != nil {
 		return nil, fmt.Errorf("erase: find subscriber: %w", err)
@@ -204,7 +204,7 @@ func (s *Store) Suppressed(ctx context.Context, email string) (bool, error) {
 // it is not.
 func (s *Store) SuppressedFor(ctx context.Context, email string) (Reason, error) {
 	var r []Reason
-	err := s.DB.SelectContext(ctx, &r, `SELECT reason FROM suppressions WHERE email_hash = ANY($1::bytea[]) ORDER BY created_at LIMIT 1`, pq.ByteaArray(s.suppressionKeys(lookupForm(email))))
+	err := s.DB.SelectContext(ctx, &r, `SELECT reason FROM suppressions WHERE email_hash = ANY($1::bytea[]) ORDER BY created_at LIMIT 1`, pq.ByteaArray(s.suppressionKeys(LookupForm(email))))
 	if err != nil {
 		return "", fmt.Errorf("check suppression list: %w", err)
 	}

@@ -83,7 +83,7 @@ func (s *Store) Get(ctx context.Context, id int64) (*Subscriber, error) {
 // ByEmail returns the subscriber with that address, however it is spelt
 // (case-insensitive, in its canonical form: NormalizeAddress).
 func (s *Store) ByEmail(ctx context.Context, email string) (*Subscriber, error) {
-	email = lookupForm(email)
+	email = LookupForm(email)
 	var sub Subscriber
 	err := s.DB.GetContext(ctx, &sub, `SELECT `+subscriberColumns+` FROM subscribers WHERE lower(email) = lower($1)`, email)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -187,9 +187,9 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// lookupForm is the canonical form of an address typed to look someone up,
+// LookupForm is the canonical form of an address typed to look someone up,
 // or the address as typed when it has none (an erased placeholder, say).
-func lookupForm(email string) string {
+func LookupForm(email string) string {
 	if a, err := NormalizeAddress(email); err == nil {
 		return a
 	}

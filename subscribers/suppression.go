@@ -133,7 +133,7 @@ func (s *Store) Suppress(ctx context.Context, email string, reason Reason, note 
 // a sign-up, and an import can now add them back. It tells whether the
 // address was on the list.
 func (s *Store) Unsuppress(ctx context.Context, email string, src Source) (bool, error) {
-	addr := lookupForm(email)
+	addr := LookupForm(email)
 	tx, err := s.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("unsuppress: begin: %w", err)
