@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/mail"
 	"net/textproto"
 	"net/url"
@@ -96,7 +95,18 @@ func Build(m Message) (*gomail.Msg, error) {
 	// net/mail, which RFC 2047-encodes non-ASCII display names (section 5(3)).
 	from, to := *m.From, *m.To
 	msg.FromMailAddress(&from)
-	msg.ToMailAddress(&to)
+	if netMailMisencodes(to.Name) {
+		// net/mail would write this name as a "Q" encoded-word with a bare
+		// backslash, which RFC 2047 section 5 rule (3) forbids in a phrase
+		// and readers (net/mail among them) refuse. Write To as the bulk path
+		// does, and give go-mail the recipient as Bcc, which it uses for the
+		// envelope (RFC 5321 section 3.3 RCPT) and never writes.
+		field := string(appendAddressField(nil, "To", to.Name, to.Address))
+		msg.SetGenHeaderPreformatted("To", strings.TrimSuffix(strings.TrimPrefix(field, "To: "), "\r\n"))
+		msg.BccMailAddress(&to)
+	} else {
+		msg.ToMailAddress(&to)
+	}
 	// RFC 5322 section 3.6.5 Subject; RFC 2047 encoded-words when non-ASCII.
 	msg.Subject(m.Subject)
 	// RFC 5322 section 3.6.1 Date (the origination date).
@@ -149,6 +159,16 @@ func Build(m Message) (*gomail.Msg, error) {
 		}
 	}
 	return msg, nil
+}
+
+// netMailMisencodes reports whether net/mail's Address.String would write
+// name as an invalid phrase: it Q-encodes a name that is not printable ASCII
+// unless the name has one of the specials it lists, and that list lacks the
+// backslash (RFC 2047 section 5 rule (3) allows only letters, digits and
+// !*+-/=_ in a phrase's encoded-word).
+func netMailMisencodes(name string) bool {
+	return strings.Contains(name, `\`) && needsEncodedWords(name) &&
+		!strings.ContainsAny(name, "\"#$%&'(),.:;<>@[]^`{|}~")
 }
 
 // oneBreak makes every line break of a body a bare LF, for go-mail to write
@@ -296,6 +316,11 @@ func checkAddress(field string, a *mail.Address) error {
 	}
 	if err := checkHeaderText(field+" name", a.Name); err != nil {
 		return err
+	}
+	if field == "From" && netMailMisencodes(a.Name) {
+		// go-mail writes From through net/mail, which would break this
+		// name (see netMailMisencodes); To is written around it.
+		return invalid("From name: a name with non-ASCII characters and a backslash can't be written; drop the backslash")
 	}
 	if err := checkHeaderText(field+" address", a.Address); err != nil {
 		return err
@@ -465,7 +490,10 @@ func formatPhrase(s string) string {
 	}
 	switch {
 	case !ascii:
-		return mime.QEncoding.Encode("utf-8", s)
+		// RFC 2047 section 5 rule (3): in a phrase, an encoded-word carries
+		// only letters, digits and !*+-/ as they are (mime.QEncoding would
+		// leave specials such as "(" bare).
+		return string(appendEncodedWords(nil, s, len("List-Id: ")))
 	case atoms:
 		return s
 	default:

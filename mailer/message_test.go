@@ -202,7 +202,8 @@ func TestBuildDefaultsAndVariants(t *testing.T) {
 	for desc, wantRaw := range map[string]string{
 		"Londres Quotidien":    "Londres Quotidien <l.example.com>",
 		"Daily, \"London\"":    `"Daily, \"London\"" <l.example.com>`,
-		"Lündon Daily":         "=?utf-8?q?L=C3=BCndon_Daily?= <l.example.com>",
+		"Lündon Daily":         "=?UTF-8?q?L=C3=BCndon_Daily?= <l.example.com>",
+		"Lündon (Daily) \\":    "=?UTF-8?q?L=C3=BCndon_=28Daily=29_=5C?= <l.example.com>",
 		"  <l.example.com>   ": "<l.example.com>",
 	} {
 		m = sampleMessage()
@@ -225,46 +226,73 @@ func mustParse(t *testing.T, m Message) *mail.Message {
 	return parsed
 }
 
+// TestBuildToNames: display names net/mail's Address.String writes as an
+// invalid phrase (a non-ASCII name with a bare backslash) still reach the To
+// field whole, and the address still reaches the envelope.
+func TestBuildToNames(t *testing.T) {
+	for _, name := range []string{"Zoë \\ Ørsted", "\x11\\", "Zoë (Editor)", "Zoë", `back\slash`, ""} {
+		m := sampleMessage()
+		m.To.Name = name
+		msg, err := Build(m)
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		// go-mail's form, as for any To it holds.
+		if rcpts, err := msg.GetRecipients(); err != nil || len(rcpts) != 1 || rcpts[0] != "<"+m.To.Address+">" {
+			t.Errorf("%q: envelope recipients %q (%v), want [<%s>]", name, rcpts, err, m.To.Address)
+		}
+		parsed := mustParse(t, m)
+		if n := len(parsed.Header["To"]); n != 1 {
+			t.Fatalf("%q: %d To fields", name, n)
+		}
+		to, err := parsed.Header.AddressList("To")
+		if err != nil || len(to) != 1 || to[0].Name != name || to[0].Address != m.To.Address {
+			t.Errorf("%q: To %q parses to %v (%v)", name, parsed.Header.Get("To"), to, err)
+		}
+	}
+}
+
 func TestBuildRejects(t *testing.T) {
 	tests := map[string]func(*Message){
-		"CR in subject":            func(m *Message) { m.Subject = "Hello\rBcc: victim@example.com" },
-		"LF in subject":            func(m *Message) { m.Subject = "Hello\nBcc: victim@example.com" },
-		"CRLF in subject":          func(m *Message) { m.Subject = "Hello\r\n\r\nbody" },
-		"NUL in subject":           func(m *Message) { m.Subject = "a\x00b" },
-		"empty subject":            func(m *Message) { m.Subject = "  " },
-		"LF in To name":            func(m *Message) { m.To.Name = "Zoe\nBcc: x@example.com" },
-		"CR in From name":          func(m *Message) { m.From.Name = "Daily\r" },
-		"LF in To address":         func(m *Message) { m.To.Address = "zoe@example.org\nBcc: x@example.com" },
-		"bad To address":           func(m *Message) { m.To.Address = "not an address" },
-		"nil From":                 func(m *Message) { m.From = nil },
-		"nil To":                   func(m *Message) { m.To = nil },
-		"LF in URL":                func(m *Message) { m.UnsubscribeURL = "https://x.example/u\nBcc: y@example.com" },
-		"CR in URL":                func(m *Message) { m.UnsubscribeURL = "https://x.example/u\r" },
-		"javascript URL":           func(m *Message) { m.UnsubscribeURL = "javascript:alert(1)" },
-		"ftp URL":                  func(m *Message) { m.UnsubscribeURL = "ftp://x.example/u" },
-		"relative URL":             func(m *Message) { m.UnsubscribeURL = "/u/abc" },
-		"URL with >":               func(m *Message) { m.UnsubscribeURL = "https://x.example/u>, <https://evil.example/" },
-		"URL with comma":           func(m *Message) { m.UnsubscribeURL = "https://x.example/u?a=1,2" },
-		"URL with space":           func(m *Message) { m.UnsubscribeURL = "https://x.example/u a" },
-		"URL with userinfo":        func(m *Message) { m.UnsubscribeURL = "https://user:pw@x.example/u" },
-		"mailto not mailto":        func(m *Message) { m.UnsubscribeMailto = "https://x.example/u" },
-		"mailto without address":   func(m *Message) { m.UnsubscribeMailto = "mailto:" },
-		"mailto with LF":           func(m *Message) { m.UnsubscribeMailto = "mailto:u@example.com\nBcc: x@example.com" },
-		"mailto bad address":       func(m *Message) { m.UnsubscribeMailto = "mailto:nobody" },
-		"LF in list id":            func(m *Message) { m.ListID = "Daily\n <daily.example.com>" },
-		"list id without dot":      func(m *Message) { m.ListID = "Daily <daily>" },
-		"list id unterminated":     func(m *Message) { m.ListID = "Daily <daily.example.com" },
-		"CRLF in extra value":      func(m *Message) { m.Headers = map[string]string{"X-A": "ok\r\nBcc: x@example.com"} },
-		"colon in extra name":      func(m *Message) { m.Headers = map[string]string{"X-A: b": "c"} },
-		"LF in extra name":         func(m *Message) { m.Headers = map[string]string{"X-A\nBcc": "c"} },
-		"reserved extra":           func(m *Message) { m.Headers = map[string]string{"bcc": "x@example.com"} },
-		"reserved content type":    func(m *Message) { m.Headers = map[string]string{"Content-Type": "text/html"} },
-		"message id with brackets": func(m *Message) { m.MessageID = "<a@b.example>" },
-		"message id with LF":       func(m *Message) { m.MessageID = "a@b\n.example" },
-		"message id without @":     func(m *Message) { m.MessageID = "abc" },
-		"no text":                  func(m *Message) { m.Text = "" },
-		"invalid UTF-8 body":       func(m *Message) { m.HTML = "\xff\xfe" },
-		"unfoldable subject word":  func(m *Message) { m.Subject = strings.Repeat("x", 1000) },
+		"CR in subject":             func(m *Message) { m.Subject = "Hello\rBcc: victim@example.com" },
+		"LF in subject":             func(m *Message) { m.Subject = "Hello\nBcc: victim@example.com" },
+		"CRLF in subject":           func(m *Message) { m.Subject = "Hello\r\n\r\nbody" },
+		"NUL in subject":            func(m *Message) { m.Subject = "a\x00b" },
+		"empty subject":             func(m *Message) { m.Subject = "  " },
+		"LF in To name":             func(m *Message) { m.To.Name = "Zoe\nBcc: x@example.com" },
+		"CR in From name":           func(m *Message) { m.From.Name = "Daily\r" },
+		"From name net/mail breaks": func(m *Message) { m.From.Name = "Lündon \\ Daily" },
+		"LF in To address":          func(m *Message) { m.To.Address = "zoe@example.org\nBcc: x@example.com" },
+		"bad To address":            func(m *Message) { m.To.Address = "not an address" },
+		"nil From":                  func(m *Message) { m.From = nil },
+		"nil To":                    func(m *Message) { m.To = nil },
+		"LF in URL":                 func(m *Message) { m.UnsubscribeURL = "https://x.example/u\nBcc: y@example.com" },
+		"CR in URL":                 func(m *Message) { m.UnsubscribeURL = "https://x.example/u\r" },
+		"javascript URL":            func(m *Message) { m.UnsubscribeURL = "javascript:alert(1)" },
+		"ftp URL":                   func(m *Message) { m.UnsubscribeURL = "ftp://x.example/u" },
+		"relative URL":              func(m *Message) { m.UnsubscribeURL = "/u/abc" },
+		"URL with >":                func(m *Message) { m.UnsubscribeURL = "https://x.example/u>, <https://evil.example/" },
+		"URL with comma":            func(m *Message) { m.UnsubscribeURL = "https://x.example/u?a=1,2" },
+		"URL with space":            func(m *Message) { m.UnsubscribeURL = "https://x.example/u a" },
+		"URL with userinfo":         func(m *Message) { m.UnsubscribeURL = "https://user:pw@x.example/u" },
+		"mailto not mailto":         func(m *Message) { m.UnsubscribeMailto = "https://x.example/u" },
+		"mailto without address":    func(m *Message) { m.UnsubscribeMailto = "mailto:" },
+		"mailto with LF":            func(m *Message) { m.UnsubscribeMailto = "mailto:u@example.com\nBcc: x@example.com" },
+		"mailto bad address":        func(m *Message) { m.UnsubscribeMailto = "mailto:nobody" },
+		"LF in list id":             func(m *Message) { m.ListID = "Daily\n <daily.example.com>" },
+		"list id without dot":       func(m *Message) { m.ListID = "Daily <daily>" },
+		"list id unterminated":      func(m *Message) { m.ListID = "Daily <daily.example.com" },
+		"CRLF in extra value":       func(m *Message) { m.Headers = map[string]string{"X-A": "ok\r\nBcc: x@example.com"} },
+		"colon in extra name":       func(m *Message) { m.Headers = map[string]string{"X-A: b": "c"} },
+		"LF in extra name":          func(m *Message) { m.Headers = map[string]string{"X-A\nBcc": "c"} },
+		"reserved extra":            func(m *Message) { m.Headers = map[string]string{"bcc": "x@example.com"} },
+		"reserved content type":     func(m *Message) { m.Headers = map[string]string{"Content-Type": "text/html"} },
+		"message id with brackets":  func(m *Message) { m.MessageID = "<a@b.example>" },
+		"message id with LF":        func(m *Message) { m.MessageID = "a@b\n.example" },
+		"message id without @":      func(m *Message) { m.MessageID = "abc" },
+		"no text":                   func(m *Message) { m.Text = "" },
+		"invalid UTF-8 body":        func(m *Message) { m.HTML = "\xff\xfe" },
+		"unfoldable subject word":   func(m *Message) { m.Subject = strings.Repeat("x", 1000) },
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {
