@@ -190,6 +190,13 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 	for _, err := range errs {
 		if errors.Is(err, ErrPaused) {
 			st, _ := cfg.Editions.SendState(context.WithoutCancel(ctx), editionID)
+			if st.CancelledAt != nil {
+				// What this run handed back untried is recorded as
+				// cancelled now, not at some worker's next look.
+				if err := settle(context.WithoutCancel(ctx), cfg.Queue.DB, editionID); err != nil {
+					cfg.Log.Warn("settle the cancelled send", "edition", editionID, "err", err)
+				}
+			}
 			if st.PauseReason != nil {
 				return fmt.Errorf("%w: %s", ErrPaused, *st.PauseReason)
 			}
