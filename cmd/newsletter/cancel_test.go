@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,28 +18,12 @@ import (
 func TestScheduleAndCancelWithServeAlone(t *testing.T) {
 	h := newHarness(t)
 	const n = 200
-	h.must("migrate")
-	var csv strings.Builder
-	csv.WriteString("email,status\n")
-	for i := range n {
-		fmt.Fprintf(&csv, "reader%06d@example.com,confirmed\n", i)
-	}
-	h.must("subscribers", "import", h.file("subs.csv", csv.String()))
-	orig := passwordInput
-	t.Cleanup(func() { passwordInput = orig })
-	passwordInput = strings.NewReader("a long enough password\n")
-	h.must("editors", "add", "ed@news.example", "--role", "editor")
-	lines := strings.Split(strings.TrimSpace(h.must("editors", "token", "ed@news.example", "--name", "cms")), "\n")
-	editor := lines[len(lines)-1]
-	seed, err := os.ReadFile(seedPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.bigList(n)
+	editor := h.editorToken("ed@news.example")
 	t.Setenv("NEWSLETTER_LISTEN", "127.0.0.1:0")
 	base, _ := h.serve(t)
 	h.serve(t) // a second desk process, competing for the scheduled start
 	c := &apiClient{t: t, base: base}
-	c.json(201, "POST", "/editions", editor, "text/plain", string(seed))
 
 	at := func(d time.Duration) string {
 		return fmt.Sprintf(`{"at": %q}`, time.Now().Add(d).UTC().Format(time.RFC3339))
@@ -124,4 +107,15 @@ type status14 struct {
 	Counts      struct {
 		Total, Sent, Queued, Sending, Cancelled int64
 	} `json:"counts"`
+}
+
+// editorToken adds an editor's account and returns an API token of it.
+func (h *harness) editorToken(email string) string {
+	h.t.Helper()
+	orig := passwordInput
+	h.t.Cleanup(func() { passwordInput = orig })
+	passwordInput = strings.NewReader("a long enough password\n")
+	h.must("editors", "add", email, "--role", "editor")
+	out := strings.TrimSpace(h.must("editors", "token", email, "--name", "cms"))
+	return out[strings.LastIndex(out, "\n")+1:]
 }
