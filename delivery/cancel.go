@@ -15,9 +15,10 @@ var ErrNotCancellable = errors.New("the send is not going on")
 
 // cancelEdition marks the send cancelled and paused in one: the pause is
 // what the send path already looks at (the lease refuses a paused edition,
-// an idle connection reads the send state), so every worker in every
-// process stops within a lease without any check of its own per message,
-// and the cancel outlives restarts. It keeps the first pause reason.
+// each run reads the send state once a poll, see run.watchPause), so every
+// worker in every process stops within seconds without any check of its
+// own per message, and the cancel outlives restarts. It keeps the first
+// pause reason.
 const cancelEdition = `
 UPDATE editions SET cancelled_at = now(), cancelled_by = $2,
     paused_at = coalesce(paused_at, now()), pause_reason = coalesce(pause_reason, 'cancelled by ' || $2)
@@ -50,10 +51,10 @@ FROM c WHERE e.id = c.id
 
 // Cancel cancels the edition's send, by whom: every delivery still queued
 // is recorded as cancelled at once, in the transaction that marks the
-// edition, and the workers stop at their next lease (see cancelEdition).
-// The deliveries leased then are sent and record their outcome, or are
-// handed back untried and recorded as cancelled by the worker's
-// SettleCancelled. It returns how many it recorded as cancelled;
+// edition, and the workers stop within a poll (see cancelEdition). Of the
+// deliveries leased then, the messages already handed to the relay record
+// their outcome; the rest are handed back untried and recorded as
+// cancelled as the worker's run ends (or by SettleCancelled). It returns how many it recorded as cancelled;
 // ErrNotCancellable when the send is not going on.
 func (q *Queue) Cancel(ctx context.Context, editionID int64, by string) (int64, error) {
 	tx, err := q.DB.BeginTxx(ctx, nil)
