@@ -55,7 +55,7 @@ var routes = []route{
 	{method: "GET", path: "/editions/{date}/status", handle: (*API).status},
 	{method: "POST", path: "/editions/{date}/pause", handle: (*API).pause},
 	{method: "POST", path: "/editions/{date}/resume", handle: (*API).resume},
-	{method: "POST", path: "/editions/{date}/cancel", handle: notYet("cancelling a send")},
+	{method: "POST", path: "/editions/{date}/cancel", handle: (*API).cancel},
 	{method: "GET", path: "/subscribers", handle: (*API).findSubscriber},
 	{method: "POST", path: "/subscribers", admin: true, handle: (*API).addSubscriber},
 	{method: "POST", path: "/subscribers/{email}/unsubscribe", admin: true, handle: (*API).unsubscribe},

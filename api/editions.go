@@ -140,10 +140,10 @@ func (api *API) testSend(w http.ResponseWriter, r *http.Request, a newsroom.Acto
 	return nil
 }
 
-// scheduleSlack is how far ahead "at" may be and still mean now: a clock
-// a little ahead of ours is not a schedule.
-const scheduleSlack = time.Minute
-
+// send is POST /editions/{date}/send: starts the send now, or schedules
+// it when "at" is in the future; a time now or past sends now. Calling it
+// again sends nobody twice; a new "at" replaces the schedule while the
+// send has not started.
 func (api *API) send(w http.ResponseWriter, r *http.Request, a newsroom.Actor) error {
 	var req struct {
 		At *string `json:"at"`
@@ -151,21 +151,18 @@ func (api *API) send(w http.ResponseWriter, r *http.Request, a newsroom.Actor) e
 	if ok, err := readJSON(w, r, &req, true); !ok {
 		return err
 	}
+	at := time.Now()
 	if req.At != nil {
-		at, err := time.Parse(time.RFC3339, *req.At)
-		if err != nil {
+		var err error
+		if at, err = time.Parse(time.RFC3339, *req.At); err != nil {
 			return &newsroom.InvalidError{Field: "at", Err: fmt.Errorf("want an RFC 3339 time, like 2025-11-13T06:00:00Z")}
-		}
-		if time.Until(at) > scheduleSlack {
-			writeError(w, http.StatusNotImplemented, "not_implemented", "scheduled sends come with the desk; leave out \"at\" to send now")
-			return nil
 		}
 	}
 	st, err := api.stored(r)
 	if err != nil {
 		return err
 	}
-	queued, err := api.Room.StartSend(r.Context(), a, st)
+	queued, err := api.Room.ScheduleSend(r.Context(), a, st, at)
 	if err != nil {
 		return err
 	}
@@ -179,6 +176,19 @@ func (api *API) send(w http.ResponseWriter, r *http.Request, a newsroom.Actor) e
 	return nil
 }
 
+// cancel is POST /editions/{date}/cancel: a scheduled send is unscheduled,
+// a send going on is stopped for good.
+func (api *API) cancel(w http.ResponseWriter, r *http.Request, a newsroom.Actor) error {
+	st, err := api.stored(r)
+	if err != nil {
+		return err
+	}
+	if _, err := api.Room.Cancel(r.Context(), a, st); err != nil {
+		return err
+	}
+	return api.writeStatus(w, r, st)
+}
+
 // status is the answer of the status route: the report's counts in the
 // API's names.
 type status struct {
@@ -187,6 +197,9 @@ type status struct {
 	PauseReason string     `json:"pause_reason,omitempty"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	SendAt      *time.Time `json:"send_at,omitempty"` // scheduled for
+	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
+	CancelledBy string     `json:"cancelled_by,omitempty"`
 	Counts      struct {
 		Total     int64 `json:"total"`
 		Sent      int64 `json:"sent"`
@@ -203,10 +216,11 @@ type status struct {
 
 func statusView(rep *newsroom.Report) *status {
 	s := &status{Date: rep.Edition, State: rep.State, PauseReason: rep.PauseReason, StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt,
+		SendAt: rep.SendAt, CancelledAt: rep.CancelledAt, CancelledBy: rep.CancelledBy,
 		PercentDone: rep.PercentDone, Rate: rep.Rate, ETA: rep.EstimatedFinish}
 	c := rep.Counts
 	s.Counts.Total, s.Counts.Sent, s.Counts.Failed = c.Total, c.Sent, rep.Failed
-	s.Counts.Skipped, s.Counts.Queued = c.Skipped, c.Queued+c.Sending
+	s.Counts.Skipped, s.Counts.Queued, s.Counts.Cancelled = c.Skipped, c.Queued+c.Sending, c.Cancelled
 	return s
 }
 

@@ -12,13 +12,15 @@ import (
 
 // Counts is how many deliveries of an edition are in each status.
 type Counts struct {
-	Queued, Sending, Sent, Failed, Skipped int64
+	Queued, Sending, Sent, Failed, Skipped, Cancelled int64
 	// FailedPermanent is the part of Failed the servers refused.
 	FailedPermanent int64
 }
 
 // Total is the number of recipients the edition was queued for.
-func (c Counts) Total() int64 { return c.Queued + c.Sending + c.Sent + c.Failed + c.Skipped }
+func (c Counts) Total() int64 {
+	return c.Queued + c.Sending + c.Sent + c.Failed + c.Skipped + c.Cancelled
+}
 
 // Count tallies an edition's deliveries by status; once they are pruned
 // (see Prune), the summary kept on the edition tells.
@@ -52,6 +54,8 @@ func (q *Queue) Count(ctx context.Context, editionID int64) (Counts, error) {
 			}
 		case Skipped:
 			c.Skipped += n
+		case Cancelled:
+			c.Cancelled += n
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -91,8 +95,8 @@ const failuresKept = 20
 // partition named part (a name this package made), in the caller's
 // transaction, replacing any earlier one.
 const summarise = `
-INSERT INTO delivery_summaries AS s (edition_id, queued, sending, sent, failed, failed_permanent, skipped, failures)
-SELECT c.edition_id, c.queued, c.sending, c.sent, c.failed, c.failed_permanent, c.skipped,
+INSERT INTO delivery_summaries AS s (edition_id, queued, sending, sent, failed, failed_permanent, skipped, cancelled, failures)
+SELECT c.edition_id, c.queued, c.sending, c.sent, c.failed, c.failed_permanent, c.skipped, c.cancelled,
        coalesce((SELECT jsonb_agg(jsonb_build_object('code', f.smtp_code, 'enhanced', f.smtp_enhanced,
                                                      'permanent', f.permanent, 'count', f.n) ORDER BY f.n DESC)
                  FROM (SELECT smtp_code, smtp_enhanced, coalesce(permanent, false) AS permanent, count(*) AS n
@@ -104,11 +108,12 @@ FROM (SELECT edition_id,
              count(*) FILTER (WHERE status = 'sent') AS sent,
              count(*) FILTER (WHERE status = 'failed') AS failed,
              count(*) FILTER (WHERE status = 'failed' AND permanent) AS failed_permanent,
-             count(*) FILTER (WHERE status = 'skipped') AS skipped
+             count(*) FILTER (WHERE status = 'skipped') AS skipped,
+             count(*) FILTER (WHERE status = 'cancelled') AS cancelled
       FROM %[1]s GROUP BY edition_id) c
 ON CONFLICT (edition_id) DO UPDATE SET queued = excluded.queued, sending = excluded.sending,
     sent = excluded.sent, failed = excluded.failed, failed_permanent = excluded.failed_permanent,
-    skipped = excluded.skipped, failures = excluded.failures, summarised_at = now()`
+    skipped = excluded.skipped, cancelled = excluded.cancelled, failures = excluded.failures, summarised_at = now()`
 
 // Summary returns the summary kept for the edition, nil if none: its
 // deliveries are still there to tell.
@@ -120,10 +125,11 @@ func (q *Queue) Summary(ctx context.Context, editionID int64) (*Summary, error) 
 		Failed          int64  `db:"failed"`
 		FailedPermanent int64  `db:"failed_permanent"`
 		Skipped         int64  `db:"skipped"`
+		Cancelled       int64  `db:"cancelled"`
 		Failures        []byte `db:"failures"`
 	}
 	err := q.DB.GetContext(ctx, &r, `
-		SELECT queued, sending, sent, failed, failed_permanent, skipped, failures
+		SELECT queued, sending, sent, failed, failed_permanent, skipped, cancelled, failures
 		FROM delivery_summaries WHERE edition_id = $1`, editionID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -132,7 +138,7 @@ func (q *Queue) Summary(ctx context.Context, editionID int64) (*Summary, error) 
 		return nil, fmt.Errorf("read the delivery summary of edition %d: %w", editionID, err)
 	}
 	s := &Summary{Counts: Counts{Queued: r.Queued, Sending: r.Sending, Sent: r.Sent, Failed: r.Failed,
-		FailedPermanent: r.FailedPermanent, Skipped: r.Skipped}}
+		FailedPermanent: r.FailedPermanent, Skipped: r.Skipped, Cancelled: r.Cancelled}}
 	if err := json.Unmarshal(r.Failures, &s.Failures); err != nil {
 		return nil, fmt.Errorf("read the delivery summary of edition %d: failures: %w", editionID, err)
 	}

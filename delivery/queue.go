@@ -26,6 +26,9 @@ const (
 	Sent    = "sent"    // the SMTP server accepted it (250 to DATA)
 	Failed  = "failed"  // given up: permanent says whether the server refused it
 	Skipped = "skipped" // the subscriber left between enqueue and send
+	// Cancelled: the send was cancelled before this one was handed to the
+	// SMTP server (see Cancel).
+	Cancelled = "cancelled"
 )
 
 // Queue reads and writes the deliveries table.
@@ -104,7 +107,21 @@ const analyzeAfter = 5000
 // window is how long the send may take before temporary failures are given
 // up (zero: no deadline): a morning digest that can't go by then is reported
 // undelivered, not delivered the next day.
+//
+// A cancelled send is not started again: edition.ErrCancelled.
 func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string, window time.Duration) (int64, error) {
+	n, _, err := q.enqueue(ctx, editionID, msgIDDomain, window, false)
+	return n, err
+}
+
+// EnqueueDue is Enqueue of a scheduled send that is due and not started;
+// started tells whether this call started it. Of several processes calling
+// it for one edition, one starts it: the others find it started.
+func (q *Queue) EnqueueDue(ctx context.Context, editionID int64, msgIDDomain string, window time.Duration) (n int64, started bool, err error) {
+	return q.enqueue(ctx, editionID, msgIDDomain, window, true)
+}
+
+func (q *Queue) enqueue(ctx context.Context, editionID int64, msgIDDomain string, window time.Duration, onlyDue bool) (int64, bool, error) {
 	// The month the rows go to must have its partition before the
 	// transaction: creating one locks the whole table, which a transaction
 	// that goes on to insert a million rows would hold all along. The month
@@ -114,40 +131,44 @@ func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string
 	err := q.DB.GetContext(ctx, &month, `
 		SELECT coalesce(send_month, date_trunc('month', now() AT TIME ZONE 'UTC')::date) FROM editions WHERE id = $1`, editionID)
 	if err != nil {
-		return 0, fmt.Errorf("enqueue edition %d: read its send month: %w", editionID, err)
+		return 0, false, fmt.Errorf("enqueue edition %d: read its send month: %w", editionID, err)
 	}
 	if err := refusePruned(ctx, q.DB, editionID); err != nil {
-		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+		return 0, false, fmt.Errorf("enqueue edition %d: %w", editionID, err)
 	}
 	for _, m := range []time.Time{month, month.AddDate(0, 1, 0)} {
 		if err := q.ensurePartition(ctx, m, 0); err != nil {
-			return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+			return 0, false, fmt.Errorf("enqueue edition %d: %w", editionID, err)
 		}
 	}
 	tx, err := q.DB.BeginTxx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("enqueue edition %d: begin: %w", editionID, err)
+		return 0, false, fmt.Errorf("enqueue edition %d: begin: %w", editionID, err)
 	}
 	defer tx.Rollback()
-	// Updating the edition first takes its row lock, which an edition
-	// re-import also takes: an import can't slip in once the send started.
+	// Taking the edition's row lock first (an edition re-import takes it
+	// too) keeps an import from slipping in once the send started, and
+	// decides which of several starts of a scheduled send goes on.
+	if ok, err := edition.LockForStart(ctx, tx, editionID, onlyDue); err != nil || !ok {
+		return 0, false, err
+	}
 	if err := edition.MarkSendStarted(ctx, tx, editionID, window, msgIDDomain); err != nil {
-		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+		return 0, false, fmt.Errorf("enqueue edition %d: %w", editionID, err)
 	}
 	var key string
 	if err := tx.GetContext(ctx, &key, `SELECT send_month::text FROM editions WHERE id = $1`, editionID); err != nil {
-		return 0, fmt.Errorf("enqueue edition %d: read its send month: %w", editionID, err)
+		return 0, false, fmt.Errorf("enqueue edition %d: read its send month: %w", editionID, err)
 	}
 	if err := refusePruned(ctx, tx, editionID); err != nil {
-		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+		return 0, false, fmt.Errorf("enqueue edition %d: %w", editionID, err)
 	}
 	res, err := tx.ExecContext(ctx, enqueueConfirmed, editionID, key)
 	if err != nil {
-		return 0, fmt.Errorf("enqueue edition %d: %w", editionID, err)
+		return 0, false, fmt.Errorf("enqueue edition %d: %w", editionID, err)
 	}
 	n, _ := res.RowsAffected()
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("enqueue edition %d: commit: %w", editionID, err)
+		return 0, false, fmt.Errorf("enqueue edition %d: commit: %w", editionID, err)
 	}
 	if n >= analyzeAfter {
 		// The planner's statistics still say the queue is (nearly) empty,
@@ -158,10 +179,10 @@ func (q *Queue) Enqueue(ctx context.Context, editionID int64, msgIDDomain string
 		// statistics, and analysing the whole table would read every month
 		// kept.
 		if _, err := q.DB.ExecContext(ctx, `ANALYZE `+partitionName(key)); err != nil {
-			return n, fmt.Errorf("enqueue edition %d: analyze: %w", editionID, err)
+			return n, true, fmt.Errorf("enqueue edition %d: analyze: %w", editionID, err)
 		}
 	}
-	return n, nil
+	return n, true, nil
 }
 
 // messageID is a delivery's Message-ID (without the angle brackets),

@@ -173,6 +173,7 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 	}
 	r.bounces = newBounceWatch(cfg.BouncePause, st.BounceWatchDone)
 	defer r.limits.start(ctx)()
+	defer r.watchPause(ctx)()
 	r.rec = newRecorder(r)
 	var wg sync.WaitGroup
 	errs := make([]error, cfg.Conns)
@@ -190,6 +191,13 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 	for _, err := range errs {
 		if errors.Is(err, ErrPaused) {
 			st, _ := cfg.Editions.SendState(context.WithoutCancel(ctx), editionID)
+			if st.CancelledAt != nil {
+				// What this run handed back untried is recorded as
+				// cancelled now, not at some worker's next look.
+				if err := settle(context.WithoutCancel(ctx), cfg.Queue.DB, editionID); err != nil {
+					cfg.Log.Warn("settle the cancelled send", "edition", editionID, "err", err)
+				}
+			}
 			if st.PauseReason != nil {
 				return fmt.Errorf("%w: %s", ErrPaused, *st.PauseReason)
 			}
@@ -252,6 +260,35 @@ func (r *run) advance(jobs []Job) {
 			return
 		}
 	}
+}
+
+// watchPause reads the edition's send state once a poll while the run goes
+// on, and stops its connections when the send was paused or cancelled
+// elsewhere (another process, the desk): a lease would only see it at the
+// end of the batches and streams under way, which at a far relay's pace
+// take seconds. Once a poll, not per message; the messages not yet handed
+// to the relay go back untried (see conn.stop). It returns what stops it.
+func (r *run) watchPause(ctx context.Context) (stop func()) {
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.w.Poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			if st, err := r.w.Editions.SendState(wctx, r.edition); err == nil && st.PausedAt != nil {
+				r.paused.Store(true)
+				r.broadcast()
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // pause stops the edition's send for every worker, in every process.

@@ -122,7 +122,7 @@ func TestStoreDeleteAndNearest(t *testing.T) {
 	if err != nil || len(list) != 2 || list[0].ID != ids[20] || list[1].ID != ids[10] {
 		t.Fatalf("List after delete = %+v, %v", list, err)
 	}
-	if list[0].State != "not started" || list[1].State != "running" || list[0].Subject != "Gazette: Lead of the 2025-11-20" {
+	if list[0].State != "draft" || list[1].State != "sending" || list[0].Subject != "Gazette: Lead of the 2025-11-20" {
 		t.Errorf("List states/subjects: %+v", list)
 	}
 	var sources int

@@ -16,6 +16,8 @@ var (
 	ErrNotFound = errors.New("edition not found")
 	// ErrSendStarted: the edition is being (or was) sent, so it is frozen.
 	ErrSendStarted = errors.New("edition send already started")
+	// ErrCancelled: the edition's send was cancelled; it is not sent again.
+	ErrCancelled = errors.New("the edition's send was cancelled")
 )
 
 // Dates go to and come from PostgreSQL as YYYY-MM-DD text: a time.Time
@@ -37,7 +39,7 @@ const (
 	versionSQL = `SELECT id, imported_at, send_started_at FROM editions WHERE date = $1::date`
 
 	listSQL = `SELECT id, date::text, content->'site'->>'name', content->'lead'->>'title',
-		send_started_at, paused_at, finished_at FROM editions ORDER BY date DESC`
+		send_started_at, paused_at, finished_at, cancelled_at, send_at FROM editions ORDER BY date DESC`
 
 	// A send starting takes the row lock (MarkSendStarted) and this
 	// DELETE re-checks its condition after waiting for it, so an edition
@@ -282,8 +284,9 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 			date                      string
 			site, title               sql.NullString
 			started, paused, finished sql.NullTime
+			cancelled, sendAt         sql.NullTime
 		)
-		if err := rows.Scan(&sum.ID, &date, &site, &title, &started, &paused, &finished); err != nil {
+		if err := rows.Scan(&sum.ID, &date, &site, &title, &started, &paused, &finished, &cancelled, &sendAt); err != nil {
 			return nil, fmt.Errorf("list editions: %w", err)
 		}
 		if sum.Date, err = ParseDate(date); err != nil {
@@ -291,7 +294,8 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 		}
 		sum.LeadTitle = title.String
 		sum.Subject = (&Edition{Site: Site{Name: site.String}, Lead: Story{Title: title.String}}).Subject()
-		state := SendState{StartedAt: timePtr(started), PausedAt: timePtr(paused), FinishedAt: timePtr(finished)}
+		state := SendState{StartedAt: timePtr(started), PausedAt: timePtr(paused), FinishedAt: timePtr(finished),
+			CancelledAt: timePtr(cancelled), SendAt: timePtr(sendAt)}
 		sum.SendStartedAt, sum.State = state.StartedAt, state.State()
 		out = append(out, sum)
 	}

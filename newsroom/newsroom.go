@@ -217,6 +217,7 @@ type Entry struct {
 	Failed    int64      `json:"failed"`
 	Pending   int64      `json:"pending"` // queued or being sent
 	Skipped   int64      `json:"skipped"`
+	Cancelled int64      `json:"cancelled"`
 }
 
 // List lists the editions, newest first, with their counts.
@@ -233,7 +234,7 @@ func (r *Room) List(ctx context.Context) ([]Entry, error) {
 			if err != nil {
 				return nil, fmt.Errorf("edition %s: %w", e.Date, err)
 			}
-			e.Sent, e.Failed, e.Pending, e.Skipped = c.Sent, c.Failed, c.Queued+c.Sending, c.Skipped
+			e.Sent, e.Failed, e.Pending, e.Skipped, e.Cancelled = c.Sent, c.Failed, c.Queued+c.Sending, c.Skipped, c.Cancelled
 		}
 		out = append(out, e)
 	}

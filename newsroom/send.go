@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
 	"time"
 
+	"newsletter/delivery"
 	"newsletter/edition"
+	"newsletter/editors"
 	"newsletter/mailer"
 	"newsletter/smtpclient"
 	"newsletter/subscribers"
@@ -141,9 +144,13 @@ func (r *Room) allowTests(actor string, n int) bool {
 // StartSend queues every confirmed subscriber of the edition not yet queued
 // and marks its send started (the edition is frozen from then on). The
 // workers carry it out. Running it again queues nobody twice; it returns
-// how many were queued now.
+// how many were queued now. A cancelled send is not started again
+// (ErrConflict).
 func (r *Room) StartSend(ctx context.Context, a Actor, st *edition.Stored) (int64, error) {
 	queued, err := r.Queue.Enqueue(ctx, st.ID, r.FromDomain, r.SendWindow)
+	if errors.Is(err, edition.ErrCancelled) {
+		return 0, fmt.Errorf("%w: the send of %s was cancelled; it is not sent again", ErrConflict, st.Edition.DateString())
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -156,6 +163,77 @@ func (r *Room) StartSend(ctx context.Context, a Actor, st *edition.Stored) (int6
 	return queued, nil
 }
 
+// ScheduleSend schedules the edition's send for at, or starts it now when
+// at is not in the future (then it returns how many StartSend queued). A
+// second schedule replaces the time while the send has not started; once
+// it started, scheduling changes nothing, so calling it again never sends
+// twice. The live workers start a due send (StartDue).
+func (r *Room) ScheduleSend(ctx context.Context, a Actor, st *edition.Stored, at time.Time) (int64, error) {
+	if !at.After(time.Now()) {
+		return r.StartSend(ctx, a, st)
+	}
+	state, err := r.Editions.SendState(ctx, st.ID)
+	if err != nil {
+		return 0, err
+	}
+	if state.CancelledAt != nil {
+		return 0, fmt.Errorf("%w: the send of %s was cancelled; it is not sent again", ErrConflict, st.Edition.DateString())
+	}
+	old, err := r.Editions.Schedule(ctx, st.ID, at, a.Name)
+	if errors.Is(err, edition.ErrSendStarted) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	detail := "at " + at.UTC().Format(time.RFC3339)
+	if old != nil {
+		detail += ", replacing " + old.UTC().Format(time.RFC3339)
+	}
+	return 0, r.audit(ctx, a, "schedule", st.Edition.DateString(), detail)
+}
+
+// Scheduler is who the audit record names for the start of a scheduled
+// send: the schedule's editor is named in its detail.
+var Scheduler = Actor{Name: "scheduler", Role: editors.Editor}
+
+// StartDue starts every scheduled send that is due. Any number of
+// processes may call it at once: each send starts once (the first process
+// to lock the edition starts it, see delivery.Queue.EnqueueDue), and only
+// that start is audited. It returns the dates it started.
+func (r *Room) StartDue(ctx context.Context) ([]string, error) {
+	ids, err := r.Editions.Due(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var started []string
+	for _, id := range ids {
+		queued, ok, err := r.Queue.EnqueueDue(ctx, id, r.FromDomain, r.SendWindow)
+		if errors.Is(err, edition.ErrCancelled) || err == nil && !ok {
+			continue
+		}
+		if err != nil {
+			return started, err
+		}
+		state, err := r.Editions.SendState(ctx, id)
+		if err != nil {
+			return started, err
+		}
+		by := ""
+		if state.ScheduledBy != nil {
+			by = "scheduled by " + *state.ScheduledBy + "; "
+		}
+		if err := r.audit(ctx, Scheduler, "send", state.Date, fmt.Sprintf("%squeued %d", by, queued)); err != nil {
+			return started, err
+		}
+		if r.Log != nil {
+			r.Log.Info("scheduled send started", "edition", state.Date, "newly_queued", queued)
+		}
+		started = append(started, state.Date)
+	}
+	return started, nil
+}
+
 // Pause stops the edition's send: every worker leases nothing more of it
 // within a lease's time, and it stays paused across restarts until Resume.
 func (r *Room) Pause(ctx context.Context, a Actor, st *edition.Stored) error {
@@ -164,10 +242,12 @@ func (r *Room) Pause(ctx context.Context, a Actor, st *edition.Stored) error {
 		return err
 	}
 	switch state.State() {
-	case "not started":
+	case edition.Draft, edition.Scheduled:
 		return fmt.Errorf("%w: the send of %s has not started", ErrConflict, st.Edition.DateString())
-	case "finished":
+	case edition.Finished:
 		return fmt.Errorf("%w: the send of %s has finished", ErrConflict, st.Edition.DateString())
+	case edition.Cancelled:
+		return fmt.Errorf("%w: the send of %s was cancelled", ErrConflict, st.Edition.DateString())
 	}
 	if err := r.Editions.Pause(ctx, st.ID, "paused by "+a.Name); err != nil {
 		return err
@@ -177,10 +257,50 @@ func (r *Room) Pause(ctx context.Context, a Actor, st *edition.Stored) error {
 
 // Resume lets a paused send go on where it stopped; it returns the reason
 // it was paused for, "" when it was not paused (then nothing is recorded).
+// A cancelled send is not resumed (ErrConflict).
 func (r *Room) Resume(ctx context.Context, a Actor, st *edition.Stored) (string, error) {
 	reason, err := r.Editions.Resume(ctx, st.ID)
+	if errors.Is(err, edition.ErrCancelled) {
+		return "", fmt.Errorf("%w: the send of %s was cancelled; it can't be resumed", ErrConflict, st.Edition.DateString())
+	}
 	if err != nil || reason == "" {
 		return reason, err
 	}
 	return reason, r.audit(ctx, a, "resume", st.Edition.DateString(), "paused because: "+reason)
+}
+
+// Cancel cancels the edition's send. A scheduled send not started is
+// unscheduled (the edition is a draft again). A send going on stops in
+// every process within a few seconds and for good: every recipient not yet
+// handed to the SMTP server is recorded as cancelled, the messages being
+// sent record their real outcome, and the send is never resumed or sent
+// again. It returns how many were recorded as cancelled now. Cancelling a
+// cancelled send changes nothing; a draft or a finished send: ErrConflict.
+func (r *Room) Cancel(ctx context.Context, a Actor, st *edition.Stored) (int64, error) {
+	date := st.Edition.DateString()
+	at, err := r.Editions.Unschedule(ctx, st.ID)
+	if err != nil {
+		return 0, err
+	}
+	if at != nil {
+		return 0, r.audit(ctx, a, "unschedule", date, "was scheduled at "+at.UTC().Format(time.RFC3339))
+	}
+	n, err := r.Queue.Cancel(ctx, st.ID, a.Name)
+	if errors.Is(err, delivery.ErrNotCancellable) {
+		state, serr := r.Editions.SendState(ctx, st.ID)
+		if serr != nil {
+			return 0, serr
+		}
+		if state.CancelledAt != nil {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("%w: the send of %s is %s: nothing to cancel", ErrConflict, date, state.State())
+	}
+	if err != nil {
+		return 0, err
+	}
+	if r.Log != nil {
+		r.Log.Info("send cancelled", "edition", date, "cancelled", n, "by", a.Name)
+	}
+	return n, r.audit(ctx, a, "cancel", date, fmt.Sprintf("%d recipients not sent", n))
 }

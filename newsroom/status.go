@@ -18,6 +18,12 @@ type Report struct {
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	SendBy      *time.Time `json:"send_by,omitempty"` // absent: no deadline
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	// SendAt, ScheduledBy: the schedule the send started by, or is to
+	// start by; CancelledAt, CancelledBy: who cancelled it.
+	SendAt      *time.Time `json:"send_at,omitempty"`
+	ScheduledBy string     `json:"scheduled_by,omitempty"`
+	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
+	CancelledBy string     `json:"cancelled_by,omitempty"`
 	Counts      struct {
 		Total           int64 `json:"total"`
 		Sent            int64 `json:"sent"`
@@ -26,6 +32,7 @@ type Report struct {
 		Skipped         int64 `json:"skipped"`
 		Queued          int64 `json:"queued"`
 		Sending         int64 `json:"sending"`
+		Cancelled       int64 `json:"cancelled"`
 	} `json:"counts"`
 	// PercentDone is the share of the recipients with a final outcome;
 	// Rate, deliveries given one per second over the last minute, by every
@@ -67,10 +74,17 @@ func (r *Room) Status(ctx context.Context, st *edition.Stored) (*Report, error) 
 		rep.PauseReason = *state.PauseReason
 	}
 	rep.StartedAt, rep.SendBy, rep.FinishedAt = state.StartedAt, state.SendBy, state.FinishedAt
+	rep.SendAt, rep.CancelledAt = state.SendAt, state.CancelledAt
+	if state.ScheduledBy != nil {
+		rep.ScheduledBy = *state.ScheduledBy
+	}
+	if state.CancelledBy != nil {
+		rep.CancelledBy = *state.CancelledBy
+	}
 	c := &rep.Counts
 	c.Total, c.Sent, c.Skipped = counts.Total(), counts.Sent, counts.Skipped
 	c.FailedPermanent, c.FailedTemporary = counts.FailedPermanent, counts.Failed-counts.FailedPermanent
-	c.Queued, c.Sending = counts.Queued, counts.Sending
+	c.Queued, c.Sending, c.Cancelled = counts.Queued, counts.Sending, counts.Cancelled
 	if err := rep.progress(ctx, r.Queue, st.ID); err != nil {
 		return nil, err
 	}

@@ -147,7 +147,7 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("import: %v", got)
 	}
 	list := c.json(200, "GET", "/editions", editor, "", "")
-	if eds := list["editions"].([]any); len(eds) != 1 || eds[0].(map[string]any)["state"] != "not started" {
+	if eds := list["editions"].([]any); len(eds) != 1 || eds[0].(map[string]any)["state"] != "draft" {
 		t.Fatalf("list: %v", list)
 	}
 	ed := c.json(200, "GET", "/editions/2025-11-13", editor, "", "")
@@ -250,7 +250,8 @@ func TestAPI(t *testing.T) {
 	if p := c.json(200, "GET", "/subscribers?email=new@example.com", editor, "", ""); p["status"] != "unsubscribed" {
 		t.Fatalf("after unsubscribe: %v", p)
 	}
-	c.refused(501, "not_implemented", "POST", "/editions/2025-11-14/cancel", editor, "", "")
+	// A finished send has nothing left to cancel.
+	c.refused(409, "conflict", "POST", "/editions/2025-11-14/cancel", editor, "", "")
 
 	audit := h.must("audit")
 	for _, want := range []string{"ed@news.example\timport\t2025-11-13", "test-send\t2025-11-13", "ed@news.example\tsend\t2025-11-13",

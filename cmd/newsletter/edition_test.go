@@ -196,7 +196,7 @@ func TestEditionListShowDelete(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(h.must("edition", "list")), "\n")
 	want := []string{
 		"date\tstate\tsent\tfailed\tpending\tskipped\tsubject",
-		"2025-11-15\tnot started\t0\t0\t0\t0\tLondon Daily: Saturday's lead",
+		"2025-11-15\tdraft\t0\t0\t0\t0\tLondon Daily: Saturday's lead",
 		"2025-11-13\tfinished\t4\t0\t0\t0\tLondon Daily: Russia and Belarus hold military drills as migrant crisis on EU border grows",
 	}
 	if !slices.Equal(lines, want) {

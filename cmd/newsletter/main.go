@@ -51,6 +51,7 @@ var topics = []struct{ name, summary string }{
 	{"preview", "render an edition exactly as a subscriber gets it"},
 	{"send", "send an edition to every confirmed subscriber"},
 	{"worker", "a long-lived delivery worker for every edition being sent"},
+	{"cancel", "cancel an edition's send (or its schedule); the rest is recorded as cancelled"},
 	{"status", "how an edition's send stands, and who was not delivered"},
 	{"serve", "serve the reader pages (sign-up, confirm, unsubscribe, web edition); --worker also sends"},
 	{"suppression", "list, add and remove the addresses never to mail"},
@@ -82,6 +83,7 @@ func init() {
 		"send":               sendCommand,
 		"worker":             workerCommand,
 		"status":             statusCommand,
+		"cancel":             cancelCommand,
 		"serve":              serveCommand,
 		"deliveries prune":   deliveriesPrune,
 		"doctor":             doctorCommand,
@@ -147,7 +149,7 @@ const (
 	exitUsage = 2
 	// exitStopped: the send is paused (its reason on stderr and in
 	// `status`), or the SMTP relay refused us for its configuration: fix
-	// the cause, then run the same send again.
+	// the cause, then run the same send again; or it was cancelled.
 	exitStopped = 3
 	// exitInterrupted: SIGINT or SIGTERM stopped a send with recipients
 	// left; running it again finishes them.
@@ -159,7 +161,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.Is(err, errInterrupted):
 		return exitInterrupted
-	case errors.Is(err, delivery.ErrPaused), errors.Is(err, smtpclient.ErrMisconfigured):
+	case errors.Is(err, delivery.ErrPaused), errors.Is(err, errCancelled), errors.Is(err, smtpclient.ErrMisconfigured):
 		return exitStopped
 	}
 	return exitError

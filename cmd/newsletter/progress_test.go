@@ -32,7 +32,7 @@ func TestSendProgressAndStatusWatch(t *testing.T) {
 	go func() {
 		watched <- run(context.Background(), []string{"status", "--date", "2025-11-13", "--watch"}, watchOut, &logtest.Buffer{})
 	}()
-	waitFor(t, watchOut, "edition 2025-11-13: running")
+	waitFor(t, watchOut, "edition 2025-11-13: sending")
 	waitFor(t, watchOut, "started:")
 	if strings.Contains(watchOut.String(), "100.0% done") {
 		t.Fatalf("--watch says done while the relay holds the send:\n%s", watchOut.String())

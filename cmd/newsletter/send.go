@@ -20,13 +20,15 @@ type sendOptions struct {
 	to          string
 	retryFailed bool
 	enqueueOnly bool
+	at          string // --at: when to start; empty: now
 }
 
 var sendCommand = &command{
-	usage: "send [--date YYYY-MM-DD] [--to ADDRESS] [--retry-failed] [--enqueue-only] [flags]\n\n" +
+	usage: "send [--date YYYY-MM-DD] [--to ADDRESS] [--retry-failed] [--enqueue-only] [--at TIME] [flags]\n\n" +
 		"Sends the edition to every confirmed subscriber and returns when each has a recorded outcome.\n" +
 		"Safe to run twice: nobody already sent is sent again; a paused send resumes where it stopped.\n" +
-		"--to sends one test copy and records nothing.",
+		"--to sends one test copy and records nothing. --at schedules the send and returns: the live processes\n" +
+		"(worker, serve) start it then; a time now or past sends now. `cancel` unschedules it.",
 	needs: needDB | needTemplates,
 	setup: func(fs *flag.FlagSet) runFunc {
 		var o sendOptions
@@ -34,6 +36,7 @@ var sendCommand = &command{
 		fs.StringVar(&o.to, "to", "", "send one test copy to this address only, recording nothing")
 		fs.BoolVar(&o.retryFailed, "retry-failed", false, "first put the edition's temporary failures back in the queue")
 		fs.BoolVar(&o.enqueueOnly, "enqueue-only", false, "queue the recipients and return, leaving the sending to the worker subcommand's processes")
+		fs.StringVar(&o.at, "at", "", "schedule the send: RFC 3339, or \"YYYY-MM-DD HH:MM\" in NEWSLETTER_TZ")
 		return func(ctx context.Context, a *app, _ []string) error { return send(ctx, a, o) }
 	},
 }
@@ -46,6 +49,15 @@ func send(ctx context.Context, a *app, o sendOptions) error {
 	}
 	if o.to != "" {
 		return a.sendTestCopy(ctx, st, subs, o.to)
+	}
+	if o.at != "" {
+		at, err := parseSendAt(o.at, a.cfg.location)
+		if err != nil {
+			return usageErr("--at: %v", err)
+		}
+		if at.After(time.Now()) {
+			return a.schedule(ctx, st, subs, at)
+		}
 	}
 	if err := (&delivery.Queue{DB: a.db}).EnsurePartitions(ctx, time.Now(), 0); err != nil {
 		return err
@@ -84,8 +96,11 @@ func send(ctx context.Context, a *app, o sendOptions) error {
 		st.Edition.DateString(), sent, stats.Failed.Load(), stats.Skipped.Load(), stats.Retried.Load(),
 		elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds())
 	unfinished := counts.Queued + counts.Sending
-	fmt.Fprintf(a.stdout, "all %d recipients: %d sent, %d failed (%d refused by the server), %d skipped, %d not finished\n",
-		counts.Total(), counts.Sent, counts.Failed, counts.FailedPermanent, counts.Skipped, unfinished)
+	fmt.Fprintf(a.stdout, "all %d recipients: %d sent, %d failed (%d refused by the server), %d skipped, %d cancelled, %d not finished\n",
+		counts.Total(), counts.Sent, counts.Failed, counts.FailedPermanent, counts.Skipped, counts.Cancelled, unfinished)
+	if state, err := w.Editions.SendState(context.WithoutCancel(ctx), st.ID); err == nil && state.CancelledAt != nil {
+		return fmt.Errorf("%w: the send was cancelled by %s; it is not sent again", errCancelled, *state.CancelledBy)
+	}
 	switch {
 	case interrupted && unfinished > 0:
 		return fmt.Errorf("%w: %d recipients are not finished; run the same send again to finish them", errInterrupted, unfinished)
@@ -98,6 +113,9 @@ func send(ctx context.Context, a *app, o sendOptions) error {
 // errInterrupted is a send stopped by SIGINT or SIGTERM with recipients
 // left: not a failure, but not done either (exitInterrupted).
 var errInterrupted = errors.New("interrupted")
+
+// errCancelled is a send stopped because it was cancelled (exitStopped).
+var errCancelled = errors.New("cancelled")
 
 // enqueue starts (or resumes) the edition's send: the temporary failures
 // back in the queue if asked, a paused send resumed, every confirmed
@@ -180,5 +198,42 @@ func (a *app) sendTestCopy(ctx context.Context, st *edition.Stored, subs *subscr
 		return err
 	}
 	fmt.Fprintf(a.stdout, "sent a test copy to %s: %s\n", to, replies[0])
+	return nil
+}
+
+// sendAtLayout is --at's local form, in NEWSLETTER_TZ.
+const sendAtLayout = "2006-01-02 15:04"
+
+// parseSendAt reads --at: an RFC 3339 time, or a local time in loc.
+func parseSendAt(s string, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	t, err := time.ParseInLocation(sendAtLayout, s, loc)
+	if err != nil {
+		return t, fmt.Errorf("want RFC 3339 (2025-11-13T06:00:00Z) or %q in NEWSLETTER_TZ, got %q", sendAtLayout, s)
+	}
+	return t, nil
+}
+
+// schedule schedules the edition's send for at and says so.
+func (a *app) schedule(ctx context.Context, st *edition.Stored, subs *subscribers.Store, at time.Time) error {
+	room := a.room(subs)
+	if _, err := room.ScheduleSend(ctx, newsroom.CLI, st, at); err != nil {
+		return err
+	}
+	state, err := room.Editions.SendState(ctx, st.ID)
+	if err != nil {
+		return err
+	}
+	if state.State() != edition.Scheduled {
+		fmt.Fprintf(a.stdout, "edition %s: %s; its send started already, so nothing was scheduled\n", st.Edition.DateString(), state.State())
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "edition %s: scheduled for %s; the live worker or serve processes start it then\n",
+		st.Edition.DateString(), state.SendAt.In(a.cfg.location).Format(time.RFC3339))
 	return nil
 }

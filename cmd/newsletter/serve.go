@@ -40,8 +40,11 @@ func serve(ctx context.Context, a *app, _ []string) error {
 	if a.cfg.serveWorker {
 		defer a.runSchedule(ctx)()
 		defer a.workBeside(ctx)()
-	} else if a.cfg.sched.spec != nil {
-		a.log.Warn("NEWSLETTER_SCHEDULE is set but serve runs no delivery worker: the schedule runs in worker and serve --worker processes")
+	} else {
+		if a.cfg.sched.spec != nil {
+			a.log.Warn("NEWSLETTER_SCHEDULE is set but serve runs no delivery worker: the schedule runs in worker and serve --worker processes")
+		}
+		defer a.standBy(ctx, 2*time.Second)()
 	}
 	// Whatever way serve ends, the queued confirmation emails are sent
 	// (for a while) and the pruner stops.

@@ -36,7 +36,7 @@ type setting struct {
 // The subcommands that read each group of settings.
 var (
 	dbCmds = []string{"migrate", "subscribers import", "subscribers add", "subscribers list",
-		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "serve",
+		"subscribers export", "subscribers erase", "edition import", "preview", "send", "worker", "status", "cancel", "serve",
 		"deliveries prune", "suppression list", "suppression add", "suppression remove",
 		"editors add", "editors list", "editors remove", "editors password", "editors token", "editors revoke", "audit",
 		"schedule status", "schedule hold", "schedule release",
@@ -45,7 +45,7 @@ var (
 	smtpCmds   = []string{"send", "worker", "serve", "doctor"}            // send mail; send and worker run a delivery worker, serve with --worker; doctor checks the relay
 	secretCmds = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve",
 		"suppression add", "suppression remove", "bounces serve", "bounces imap"} // keyed hashes of addresses
-	todayCmds   = []string{"preview", "send", "status", "worker", "serve", "schedule status", "edition import"} // decide what "today" is; the schedule's days
+	todayCmds   = []string{"preview", "send", "status", "cancel", "worker", "serve", "schedule status", "edition import"} // decide what "today" is; the schedule's days
 	serveCmds   = []string{"serve"}
 	allCmds     = append(slices.Clone(dbCmds), "secret", "doctor")
 	sendCmds    = []string{"send", "worker", "serve"} // start sends: send, and the schedule in worker and serve

@@ -92,8 +92,14 @@ func writeStatusText(ctx context.Context, w *bufio.Writer, r *newsroom.Report, q
 		fmt.Fprintf(w, " (%s)", r.PauseReason)
 	}
 	fmt.Fprintln(w)
+	if r.SendAt != nil {
+		fmt.Fprintf(w, "scheduled: %s by %s\n", r.SendAt.Format(time.RFC3339), r.ScheduledBy)
+	}
 	if r.StartedAt != nil {
 		fmt.Fprintf(w, "started:   %s\n", r.StartedAt.Format(time.RFC3339))
+	}
+	if r.CancelledAt != nil {
+		fmt.Fprintf(w, "cancelled: %s by %s\n", r.CancelledAt.Format(time.RFC3339), r.CancelledBy)
 	}
 	switch {
 	case r.SendBy != nil:
@@ -101,9 +107,9 @@ func writeStatusText(ctx context.Context, w *bufio.Writer, r *newsroom.Report, q
 	case r.StartedAt != nil:
 		fmt.Fprintln(w, "send by:   no deadline")
 	}
-	fmt.Fprintf(w, "recipients %d: sent %d, failed %d (refused %d, temporary %d), skipped %d, queued %d, sending %d\n",
+	fmt.Fprintf(w, "recipients %d: sent %d, failed %d (refused %d, temporary %d), skipped %d, cancelled %d, queued %d, sending %d\n",
 		r.Counts.Total, r.Counts.Sent, r.Failed, r.Counts.FailedPermanent, r.Counts.FailedTemporary,
-		r.Counts.Skipped, r.Counts.Queued, r.Counts.Sending)
+		r.Counts.Skipped, r.Counts.Cancelled, r.Counts.Queued, r.Counts.Sending)
 	if c := r.CameBack; c.Any() {
 		fmt.Fprintf(w, "came back: %d hard bounces, %d soft, %d complaints (each subscriber acted on: see bounces serve)\n", c.Hard, c.Soft, c.Complaints)
 	}
@@ -205,7 +211,7 @@ func (a *app) watchStatus(ctx context.Context, date time.Time) error {
 		if ferr := w.Flush(); err == nil {
 			err = ferr
 		}
-		if err != nil || r.State == "finished" {
+		if err != nil || r.State == edition.Finished || r.State == edition.Cancelled && r.Counts.Queued+r.Counts.Sending == 0 {
 			return err
 		}
 		if !sleepCtx(ctx, statusWatchEvery) {

@@ -10,6 +10,7 @@ import (
 
 	"newsletter/delivery"
 	"newsletter/edition"
+	"newsletter/fleet"
 	"newsletter/subscribers"
 )
 
@@ -38,32 +39,110 @@ var workerCommand = &command{
 	},
 }
 
-// runWorker sends the active editions, oldest first, until ctx ends. It is
-// also what `serve --worker` runs beside the web server.
+// runWorker sends the active editions, oldest first, until ctx ends,
+// starting the scheduled sends as they fall due. It is also what
+// `serve --worker` runs beside the web server.
 func (a *app) runWorker(ctx context.Context, poll time.Duration) error {
 	leave, err := a.joinFleet(ctx)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	eds := &edition.Store{DB: a.db}
 	a.log.Info("worker started", "conns", a.cfg.conns)
 	for {
-		ids, err := eds.Active(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// The database may be restarting: keep trying.
-			a.log.Warn("list active editions failed; retrying", "err", err)
+		if _, err := a.workRound(ctx); err != nil {
+			return err
 		}
-		for _, id := range ids {
-			if err := a.workEdition(ctx, eds, id); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				a.log.Warn("edition not finished", "edition", id, "err", err)
+		if !sleepCtx(ctx, poll) {
+			return ctx.Err()
+		}
+	}
+}
+
+// workRound starts the scheduled sends that are due, records what the
+// cancelled sends left queued as cancelled, then sends each active edition
+// in turn. It returns how many editions were active, and an error only
+// when ctx ended: the database may be restarting, and the next round tries
+// again.
+func (a *app) workRound(ctx context.Context) (int, error) {
+	eds := &edition.Store{DB: a.db}
+	ids, err := a.activeEditions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if err := a.workEdition(ctx, eds, id); err != nil {
+			if ctx.Err() != nil {
+				return len(ids), ctx.Err()
 			}
+			a.log.Warn("edition not finished", "edition", id, "err", err)
+		}
+	}
+	return len(ids), nil
+}
+
+// activeEditions starts the due scheduled sends (once across every process
+// doing this at once, see newsroom.Room.StartDue), settles the cancelled
+// sends, and lists the editions being sent. Failures are logged: it
+// returns an error only when ctx ended.
+func (a *app) activeEditions(ctx context.Context) ([]int64, error) {
+	if _, err := a.room(nil).StartDue(ctx); err != nil && ctx.Err() == nil {
+		a.log.Warn("start the due scheduled sends", "err", err)
+	}
+	if err := (&delivery.Queue{DB: a.db}).SettleCancelled(ctx); err != nil && ctx.Err() == nil {
+		a.log.Warn("settle the cancelled sends", "err", err)
+	}
+	ids, err := (&edition.Store{DB: a.db}).Active(ctx)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		a.log.Warn("list active editions failed; retrying", "err", err)
+	}
+	return ids, nil
+}
+
+// standBy is what plain `serve` (no --worker) runs beside the web server
+// so that a desk on one machine needs nothing else: it starts the scheduled
+// sends as they fall due and, while editions are being sent and no worker
+// is live in the fleet, sends them itself, as a member of the fleet, until
+// none is left. It returns what stops it.
+func (a *app) standBy(ctx context.Context, poll time.Duration) (stop func()) {
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sleepCtx(sctx, poll) {
+			ids, err := a.activeEditions(sctx)
+			if err != nil || len(ids) == 0 {
+				continue
+			}
+			live, err := fleet.List(sctx, a.db)
+			if err != nil || len(live) > 0 {
+				continue // the workers send them
+			}
+			a.log.Info("no live worker: serve sends the editions being sent itself", "editions", len(ids))
+			if err := a.sendAlone(sctx, poll); err != nil && sctx.Err() == nil {
+				a.log.Error("serve's own sending stopped", "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// sendAlone joins the fleet and works rounds until no edition is being
+// sent.
+func (a *app) sendAlone(ctx context.Context, poll time.Duration) error {
+	leave, err := a.joinFleet(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	for {
+		n, err := a.workRound(ctx)
+		if err != nil || n == 0 {
+			a.log.Info("serve stops sending: no edition is being sent")
+			return err
 		}
 		if !sleepCtx(ctx, poll) {
 			return ctx.Err()
