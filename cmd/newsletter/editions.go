@@ -45,28 +45,34 @@ var editionShow = &command{
 		var asJSON bool
 		fs.BoolVar(&asJSON, "json", false, "print the edition's JSON")
 		return func(ctx context.Context, a *app, args []string) error {
-			date, err := edition.ParseDate(args[0])
-			if err != nil {
-				return usageErr("%v", err)
-			}
-			st, err := a.edition(ctx, date)
+			st, err := a.editionArg(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return json.NewEncoder(a.stdout).Encode(st.Edition)
 			}
-			state, err := (&edition.Store{DB: a.db}).SendState(ctx, st.ID)
-			if err != nil {
-				return err
-			}
-			writeEdition(a, st, state)
-			return nil
+			return writeEdition(ctx, a, st)
 		}
 	},
 }
 
-func writeEdition(a *app, st *edition.Stored, state edition.SendState) {
+// editionArg is the edition of the DATE argument.
+func (a *app) editionArg(ctx context.Context, arg string) (*edition.Stored, error) {
+	date, err := edition.ParseDate(arg)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return a.edition(ctx, date)
+}
+
+// writeEdition prints the edition for an editor, its related headlines
+// numbered as `edition edit` takes them.
+func writeEdition(ctx context.Context, a *app, st *edition.Stored) error {
+	state, err := (&edition.Store{DB: a.db}).SendState(ctx, st.ID)
+	if err != nil {
+		return err
+	}
 	e, w := st.Edition, a.stdout
 	fmt.Fprintf(w, "edition %s: %s\n", e.DateString(), state.State())
 	fmt.Fprintf(w, "subject:   %s%s\n", e.Subject(), editedMark(e.Edits.Subject != ""))
@@ -87,6 +93,7 @@ func writeEdition(a *app, st *edition.Stored, state edition.SendState) {
 	for i, r := range e.Related {
 		fmt.Fprintf(w, "  %2d  %s %s\n", i, r.Title, r.URL)
 	}
+	return nil
 }
 
 // editedMark marks what an editor set with `edition edit`.
@@ -121,23 +128,14 @@ var editionEdit = &command{
 			return err
 		})
 		return func(ctx context.Context, a *app, args []string) error {
-			date, err := edition.ParseDate(args[0])
-			if err != nil {
-				return usageErr("%v", err)
-			}
-			st, err := a.edition(ctx, date)
+			st, err := a.editionArg(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			if st, err = a.room(nil).Edit(ctx, newsroom.CLI, st, ed); err != nil {
 				return err
 			}
-			state, err := (&edition.Store{DB: a.db}).SendState(ctx, st.ID)
-			if err != nil {
-				return err
-			}
-			writeEdition(a, st, state)
-			return nil
+			return writeEdition(ctx, a, st)
 		}
 	},
 }
