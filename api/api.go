@@ -48,7 +48,7 @@ var routes = []route{
 	{method: "POST", path: "/editions", handle: (*API).importEdition},
 	{method: "GET", path: "/editions", handle: (*API).listEditions},
 	{method: "GET", path: "/editions/{date}", handle: (*API).getEdition},
-	{method: "PATCH", path: "/editions/{date}", handle: notYet("editing the subject, preheader and headlines")},
+	{method: "PATCH", path: "/editions/{date}", handle: (*API).editEdition},
 	{method: "GET", path: "/editions/{date}/preview", handle: (*API).preview},
 	{method: "POST", path: "/editions/{date}/test", handle: (*API).testSend},
 	{method: "POST", path: "/editions/{date}/send", handle: (*API).send},
@@ -162,15 +162,22 @@ func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		msg = "something went wrong on the server; it is logged"
 	}
-	writeError(w, status, code, msg)
+	e := errorBody{Code: code, Message: msg}
+	// A bad value names its field, so a form can show the error next to it.
+	if inv := (*newsroom.InvalidError)(nil); errors.As(err, &inv) {
+		e.Field = inv.Field
+	}
+	writeJSON(w, status, map[string]errorBody{"error": e})
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	type body struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	writeJSON(w, status, map[string]body{"error": {Code: code, Message: msg}})
+	writeJSON(w, status, map[string]errorBody{"error": {Code: code, Message: msg}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

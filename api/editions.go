@@ -50,6 +50,7 @@ func (api *API) importEdition(w http.ResponseWriter, r *http.Request, a newsroom
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"date": im.Edition.DateString(), "subject": im.Edition.Subject(), "format": im.Format,
 		"saved": savedName[im.Saved], "paragraphs": im.Kept, "dropped_elements": im.Dropped, "related": len(im.Edition.Related),
+		"edits_discarded": im.EditsDiscarded,
 	})
 	return nil
 }
@@ -83,15 +84,7 @@ func (api *API) getEdition(w http.ResponseWriter, r *http.Request, _ newsroom.Ac
 	if err != nil {
 		return err
 	}
-	state, err := api.Room.Editions.SendState(r.Context(), st.ID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"date": st.Edition.DateString(), "subject": st.Edition.Subject(), "format": st.Format,
-		"imported_at": st.ImportedAt, "state": state.State(), "send_started_at": state.StartedAt, "edition": st.Edition,
-	})
-	return nil
+	return api.writeEdition(w, r, st)
 }
 
 // previewTypes are the media types of the preview's formats.

@@ -50,6 +50,9 @@ type Edition struct {
 	Site    Site      `json:"site"`
 	Lead    Story     `json:"lead"`
 	Related []Story   `json:"related"`
+	// Edits are an editor's changes (edit.go), not part of the content:
+	// Related is already the edited selection.
+	Edits Edits `json:"-"`
 }
 
 // DateString is the edition's date as YYYY-MM-DD.

@@ -30,15 +30,18 @@ const (
 	// this insert nothing, and Save then locks and replaces that row.
 	insertSQL = `INSERT INTO editions (date, content, source_format) VALUES ($1::date, $2::jsonb, $3)
 		ON CONFLICT (date) DO NOTHING RETURNING id`
-	replaceSQL = `UPDATE editions SET content = $2::jsonb, source_format = $3, imported_at = now() WHERE id = $1`
+	// Other content clears the editor's edits (edit.go): they were made
+	// for the content it replaces.
+	replaceSQL = `UPDATE editions SET content = $2::jsonb, source_format = $3, imported_at = now(),
+		subject = NULL, preheader = NULL, related_order = NULL, edited_at = NULL WHERE id = $1`
 
-	storedColumns = `id, date::text, content, source_format, imported_at, send_started_at`
+	storedColumns = `id, date::text, content, source_format, imported_at, send_started_at, ` + editColumns
 	getByDateSQL  = `SELECT ` + storedColumns + ` FROM editions WHERE date = $1::date`
 	getByIDSQL    = `SELECT ` + storedColumns + ` FROM editions WHERE id = $1`
 
-	versionSQL = `SELECT id, imported_at, send_started_at FROM editions WHERE date = $1::date`
+	versionSQL = `SELECT id, imported_at, send_started_at, edited_at FROM editions WHERE date = $1::date`
 
-	listSQL = `SELECT id, date::text, content->'site'->>'name', content->'lead'->>'title',
+	listSQL = `SELECT id, date::text, content->'site'->>'name', content->'lead'->>'title', subject,
 		send_started_at, paused_at, finished_at, cancelled_at, send_at FROM editions ORDER BY date DESC`
 
 	// A send starting takes the row lock (MarkSendStarted) and this
@@ -74,6 +77,7 @@ type Stored struct {
 	Format        Format
 	ImportedAt    time.Time
 	SendStartedAt *time.Time // nil until the send starts; from then on the edition is frozen
+	EditedAt      *time.Time // the last Edit; nil when there is none since the import
 }
 
 // Summary is an archive entry.
@@ -200,12 +204,14 @@ func (s *Store) Get(ctx context.Context, date time.Time) (*Stored, error) {
 	return st, nil
 }
 
-// Version is which content an edition has: the same id and import time
-// mean the same content (Save sets imported_at whenever it replaces it).
+// Version is which content an edition has: the same id, import time and
+// edit time mean the same content (Save sets imported_at whenever it
+// replaces it, Edit sets the edit time).
 type Version struct {
 	ID            int64
 	ImportedAt    time.Time
 	SendStartedAt *time.Time
+	EditedAt      *time.Time
 }
 
 // Version returns the version of date's edition without reading its
@@ -214,19 +220,17 @@ type Version struct {
 func (s *Store) Version(ctx context.Context, date time.Time) (Version, error) {
 	d := date.Format(DateLayout)
 	var (
-		v       Version
-		started sql.NullTime
+		v               Version
+		started, edited sql.NullTime
 	)
-	err := s.DB.QueryRowxContext(ctx, versionSQL, d).Scan(&v.ID, &v.ImportedAt, &started)
+	err := s.DB.QueryRowxContext(ctx, versionSQL, d).Scan(&v.ID, &v.ImportedAt, &started, &edited)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, fmt.Errorf("edition %s: %w", d, ErrNotFound)
 	}
 	if err != nil {
 		return v, fmt.Errorf("get version of edition %s: %w", d, err)
 	}
-	if started.Valid {
-		v.SendStartedAt = &started.Time
-	}
+	v.SendStartedAt, v.EditedAt = timePtr(started), timePtr(edited)
 	return v, nil
 }
 
@@ -246,8 +250,9 @@ func scanStored(row *sqlx.Row) (*Stored, error) {
 		content []byte
 		format  string
 		started sql.NullTime
+		edits   editScan
 	)
-	err := row.Scan(&st.ID, &date, &content, &format, &st.ImportedAt, &started)
+	err := row.Scan(append([]any{&st.ID, &date, &content, &format, &st.ImportedAt, &started}, edits.dest()...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -266,6 +271,7 @@ func scanStored(row *sqlx.Row) (*Stored, error) {
 	if started.Valid {
 		st.SendStartedAt = &started.Time
 	}
+	edits.apply(&st)
 	return &st, nil
 }
 
@@ -282,18 +288,18 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 		var (
 			sum                       Summary
 			date                      string
-			site, title               sql.NullString
+			site, title, subject      sql.NullString
 			started, paused, finished sql.NullTime
 			cancelled, sendAt         sql.NullTime
 		)
-		if err := rows.Scan(&sum.ID, &date, &site, &title, &started, &paused, &finished, &cancelled, &sendAt); err != nil {
+		if err := rows.Scan(&sum.ID, &date, &site, &title, &subject, &started, &paused, &finished, &cancelled, &sendAt); err != nil {
 			return nil, fmt.Errorf("list editions: %w", err)
 		}
 		if sum.Date, err = ParseDate(date); err != nil {
 			return nil, fmt.Errorf("list editions: %w", err)
 		}
 		sum.LeadTitle = title.String
-		sum.Subject = (&Edition{Site: Site{Name: site.String}, Lead: Story{Title: title.String}}).Subject()
+		sum.Subject = (&Edition{Site: Site{Name: site.String}, Lead: Story{Title: title.String}, Edits: Edits{Subject: subject.String}}).Subject()
 		state := SendState{StartedAt: timePtr(started), PausedAt: timePtr(paused), FinishedAt: timePtr(finished),
 			CancelledAt: timePtr(cancelled), SendAt: timePtr(sendAt)}
 		sum.SendStartedAt, sum.State = state.StartedAt, state.State()

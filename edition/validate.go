@@ -51,8 +51,14 @@ func (e *Edition) Validate() error {
 	return nil
 }
 
-// Subject is the mail subject: "<site name>: <lead title>".
-func (e *Edition) Subject() string { return e.Site.Name + ": " + e.Lead.Title }
+// Subject is the mail subject as editions are listed: the editor's
+// (Edits.Subject), or "<site name>: <lead title>".
+func (e *Edition) Subject() string {
+	if e.Edits.Subject != "" {
+		return e.Edits.Subject
+	}
+	return e.Site.Name + ": " + e.Lead.Title
+}
 
 func checkStory(what string, s Story) error {
 	if s.Title == "" {

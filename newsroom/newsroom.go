@@ -126,6 +126,9 @@ func (r *Room) Today() time.Time {
 type Imported struct {
 	*edition.Imported
 	Saved edition.Saved
+	// EditsDiscarded: the content replaced had an editor's edits, which
+	// went with it (edition.Edits).
+	EditsDiscarded bool
 }
 
 // Import reads an edition (page text, RSS or Atom, or JSON) and stores it.
@@ -149,16 +152,25 @@ func (r *Room) Import(ctx context.Context, a Actor, in io.Reader, opts edition.P
 	if err := r.CheckRendered(im.Edition); err != nil {
 		return nil, err
 	}
+	edited, err := r.edited(ctx, im.Edition.DateString())
+	if err != nil {
+		return nil, err
+	}
 	_, saved, err := r.Editions.Save(ctx, im.Edition, im.Format)
 	if err != nil {
 		return nil, err
 	}
+	out := &Imported{Imported: im, Saved: saved, EditsDiscarded: edited && saved == edition.Replaced}
 	if saved != edition.Unchanged {
-		if err := r.audit(ctx, a, "import", im.Edition.DateString(), fmt.Sprintf("%s from %s", im.Format, from)); err != nil {
+		detail := fmt.Sprintf("%s from %s", im.Format, from)
+		if out.EditsDiscarded {
+			detail += "; the editor's edits of the replaced content were discarded"
+		}
+		if err := r.audit(ctx, a, "import", im.Edition.DateString(), detail); err != nil {
 			return nil, err
 		}
 	}
-	return &Imported{Imported: im, Saved: saved}, nil
+	return out, nil
 }
 
 // ImportURL fetches the edition of day (today when zero) from url and

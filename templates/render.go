@@ -73,8 +73,8 @@ type View struct {
 	// DateText is the edition's date as readers see it:
 	// "Thursday, 13 November 2025".
 	DateText string
-	// Preheader is the inbox preview text: the start of the lead story's
-	// first paragraph.
+	// Preheader is the inbox preview text: the editor's, or the start of
+	// the lead story's first paragraph (see the function Preheader).
 	Preheader string
 	Recipient RecipientFields
 }
@@ -287,6 +287,11 @@ func (s *Set) RenderEdition(e *edition.Edition, d EditionData) (*Rendered, error
 		return nil, fmt.Errorf("templates: %s: recipient fields can't be used in the subject: it is the same for every recipient", s.name[fileSubject])
 	}
 	r.subject = oneLine(buf.String())
+	if e.Edits.Subject != "" {
+		// An editor's subject line stands in for the template's; the
+		// template still ran, so a broken one fails every edition alike.
+		r.subject = oneLine(e.Edits.Subject)
+	}
 
 	type part struct {
 		file string
@@ -433,7 +438,7 @@ func newView(e *edition.Edition, d EditionData) View {
 		EditionData: d,
 		SiteName:    e.Site.Name,
 		DateText:    longDate(e.Date),
-		Preheader:   preheader(&e.Lead),
+		Preheader:   Preheader(e),
 	}
 }
 
@@ -449,6 +454,15 @@ func safeURL(u string) string {
 		return ""
 	}
 	return u
+}
+
+// Preheader is the inbox preview text of e: the editor's
+// (Edits.Preheader), or else derived from the lead story.
+func Preheader(e *edition.Edition) string {
+	if e.Edits.Preheader != "" {
+		return e.Edits.Preheader
+	}
+	return preheader(&e.Lead)
 }
 
 // preheader is the start of the lead's first paragraph, or failing that its

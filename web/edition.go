@@ -36,7 +36,8 @@ type renderedEdition struct {
 }
 
 // editionCache keeps each published edition's web page, rendered once per
-// version of the edition (id and import time: a re-import makes a new one).
+// version of the edition (id, import and edit time: a re-import or an edit
+// makes a new one).
 type editionCache struct {
 	mu      sync.Mutex
 	entries map[string]*renderedEdition // by date
@@ -46,7 +47,7 @@ func (c *editionCache) get(date string, v edition.Version) *renderedEdition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[date]
-	if e == nil || e.version.ID != v.ID || !e.version.ImportedAt.Equal(v.ImportedAt) {
+	if e == nil || !e.version.Same(v) {
 		return nil
 	}
 	return e
@@ -123,7 +124,7 @@ func (s *Server) webEdition(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("ETag", re.etag)
-	http.ServeContent(w, r, "", re.version.ImportedAt, bytes.NewReader(re.page))
+	http.ServeContent(w, r, "", re.version.Changed(), bytes.NewReader(re.page))
 }
 
 // renderEdition renders date's web edition and caches it. A request that
@@ -144,7 +145,7 @@ func (s *Server) renderEdition(ctx context.Context, date string, v edition.Versi
 	// reads makes this page the newer version's.
 	sum := sha256.Sum256(buf.Bytes())
 	re := &renderedEdition{
-		version: edition.Version{ID: st.ID, ImportedAt: st.ImportedAt, SendStartedAt: st.SendStartedAt},
+		version: edition.Version{ID: st.ID, ImportedAt: st.ImportedAt, SendStartedAt: st.SendStartedAt, EditedAt: st.EditedAt},
 		page:    buf.Bytes(),
 		etag:    `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`,
 	}

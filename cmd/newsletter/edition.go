@@ -70,6 +70,7 @@ func importFile(ctx context.Context, a *app, file string, opts edition.ParseOpti
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	a.logImported(im.Imported, im.Saved, "file", file)
+	a.warnEditsDiscarded(im.Edition, im.EditsDiscarded)
 	fmt.Fprintln(a.stdout, im.Edition.DateString())
 	return nil
 }
@@ -96,11 +97,16 @@ func (a *app) importURL(ctx context.Context, url string, day time.Time) (date ti
 	if err := a.room(nil).CheckRendered(got.Edition); err != nil {
 		return day, false, fmt.Errorf("%s: %w", url, err)
 	}
+	before, err := eds.Version(ctx, got.Edition.Date)
+	if err != nil && !errors.Is(err, edition.ErrNotFound) {
+		return day, false, err
+	}
 	_, saved, err := eds.SaveFetched(ctx, got.Edition, got.Format, edition.Source{URL: url, Validators: got.Validators})
 	if err != nil {
 		return day, false, fmt.Errorf("%s: %w", url, err)
 	}
 	a.logImported(got.Imported, saved, "url", url)
+	a.warnEditsDiscarded(got.Edition, before.EditedAt != nil && saved == edition.Replaced)
 	return day, saved == edition.Unchanged, nil
 }
 
@@ -134,6 +140,15 @@ func (a *app) logImported(im *edition.Imported, saved edition.Saved, kind, from 
 	if im.Dropped > 0 {
 		a.log.Warn("the lead story's HTML had elements with text that the newsletter leaves out (scripts, frames, SVG, forms...)",
 			"date", ed.DateString(), "kept_paragraphs", im.Kept, "dropped_elements", im.Dropped)
+	}
+}
+
+// warnEditsDiscarded says that an import replaced an edition an editor
+// had edited, and so discarded the edits (edition.Edits).
+func (a *app) warnEditsDiscarded(ed *edition.Edition, discarded bool) {
+	if discarded {
+		a.log.Warn("the import replaced the edition's content and discarded the editor's edits (subject, preheader, related headlines); make them again with `newsletter edition edit`",
+			"date", ed.DateString())
 	}
 }
 

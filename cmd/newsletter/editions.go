@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"newsletter/edition"
+	"newsletter/newsroom"
+	"newsletter/templates"
 )
 
 var editionList = &command{
@@ -41,32 +45,42 @@ var editionShow = &command{
 		var asJSON bool
 		fs.BoolVar(&asJSON, "json", false, "print the edition's JSON")
 		return func(ctx context.Context, a *app, args []string) error {
-			date, err := edition.ParseDate(args[0])
-			if err != nil {
-				return usageErr("%v", err)
-			}
-			st, err := a.edition(ctx, date)
+			st, err := a.editionArg(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return json.NewEncoder(a.stdout).Encode(st.Edition)
 			}
-			state, err := (&edition.Store{DB: a.db}).SendState(ctx, st.ID)
-			if err != nil {
-				return err
-			}
-			writeEdition(a, st, state)
-			return nil
+			return writeEdition(ctx, a, st)
 		}
 	},
 }
 
-func writeEdition(a *app, st *edition.Stored, state edition.SendState) {
+// editionArg is the edition of the DATE argument.
+func (a *app) editionArg(ctx context.Context, arg string) (*edition.Stored, error) {
+	date, err := edition.ParseDate(arg)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return a.edition(ctx, date)
+}
+
+// writeEdition prints the edition for an editor, its related headlines
+// numbered as `edition edit` takes them.
+func writeEdition(ctx context.Context, a *app, st *edition.Stored) error {
+	state, err := (&edition.Store{DB: a.db}).SendState(ctx, st.ID)
+	if err != nil {
+		return err
+	}
 	e, w := st.Edition, a.stdout
 	fmt.Fprintf(w, "edition %s: %s\n", e.DateString(), state.State())
-	fmt.Fprintf(w, "subject:   %s\n", e.Subject())
+	fmt.Fprintf(w, "subject:   %s%s\n", e.Subject(), editedMark(e.Edits.Subject != ""))
+	fmt.Fprintf(w, "preheader: %s%s\n", templates.Preheader(e), editedMark(e.Edits.Preheader != ""))
 	fmt.Fprintf(w, "imported:  %s from %s\n", st.ImportedAt.Format(time.RFC3339), st.Format)
+	if st.EditedAt != nil {
+		fmt.Fprintf(w, "edited:    %s\n", st.EditedAt.Format(time.RFC3339))
+	}
 	if state.StartedAt != nil {
 		fmt.Fprintf(w, "send:      started %s\n", state.StartedAt.Format(time.RFC3339))
 	}
@@ -74,10 +88,72 @@ func writeEdition(a *app, st *edition.Stored, state edition.SendState) {
 		fmt.Fprintf(w, "site:      %s %s\n", e.Site.Name, e.Site.URL)
 	}
 	fmt.Fprintf(w, "lead:      %s (%d paragraphs) %s\n", e.Lead.Title, len(e.Lead.Body), e.Lead.URL)
-	fmt.Fprintf(w, "related:   %d\n", len(e.Related))
-	for _, r := range e.Related {
-		fmt.Fprintf(w, "  %s %s\n", r.Title, r.URL)
+	fmt.Fprintf(w, "related:   %d%s\n", len(e.Related), editedMark(e.Edits.Related != nil))
+	// Numbered as `edition edit --related` takes them.
+	for i, r := range e.Related {
+		fmt.Fprintf(w, "  %2d  %s %s\n", i, r.Title, r.URL)
 	}
+	return nil
+}
+
+// editedMark marks what an editor set with `edition edit`.
+func editedMark(edited bool) string {
+	if !edited {
+		return ""
+	}
+	return " (edited)"
+}
+
+var editionEdit = &command{
+	usage: "edition edit DATE [--subject S] [--preheader P] [--related 3,0,1]\n\nChanges the edition of DATE (YYYY-MM-DD) before its send: its subject line, its preheader (the inbox\n" +
+		"preview text; \"\" goes back to the start of the lead story) and which related headlines it shows in what\n" +
+		"order, by the numbers `edition show` gives them (those left out are dropped; \"\" drops them all). Refused\n" +
+		"once the send started. Importing the same content again keeps the edits; importing other content\n" +
+		"replaces the edition and discards them.",
+	args:  []string{"DATE"},
+	needs: needDB,
+	setup: func(fs *flag.FlagSet) runFunc {
+		var ed edition.Edit
+		fs.Func("subject", "the subject line (at most "+strconv.Itoa(edition.MaxSubject)+" characters, one line)", func(v string) error {
+			ed.Subject = &v
+			return nil
+		})
+		fs.Func("preheader", "the preheader (at most "+strconv.Itoa(edition.MaxPreheader)+" characters, one line; \"\": the lead's)", func(v string) error {
+			ed.Preheader = &v
+			return nil
+		})
+		fs.Func("related", "the related headlines to show, in order, by their numbers in `edition show` (\"\": none)", func(v string) error {
+			var err error
+			ed.Related, err = parseIndexes(v)
+			return err
+		})
+		return func(ctx context.Context, a *app, args []string) error {
+			st, err := a.editionArg(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if st, err = a.room(nil).Edit(ctx, newsroom.CLI, st, ed); err != nil {
+				return err
+			}
+			return writeEdition(ctx, a, st)
+		}
+	},
+}
+
+// parseIndexes reads "3,0,1"; "" is none.
+func parseIndexes(v string) ([]int, error) {
+	out := []int{}
+	if strings.TrimSpace(v) == "" {
+		return out, nil
+	}
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("want headline numbers separated by commas, like 3,0,1; got %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 var editionDelete = &command{

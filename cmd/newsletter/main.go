@@ -47,7 +47,7 @@ var commands map[string]*command
 var topics = []struct{ name, summary string }{
 	{"migrate", "apply the database migrations"},
 	{"subscribers", "import, add, list, export and erase subscribers"},
-	{"edition", "import the day's edition from a news page, a feed or JSON (a file or a URL); list, show, delete"},
+	{"edition", "import the day's edition from a news page, a feed or JSON (a file or a URL); list, show, edit, delete"},
 	{"preview", "render an edition exactly as a subscriber gets it"},
 	{"send", "send an edition to every confirmed subscriber"},
 	{"worker", "a long-lived delivery worker for every edition being sent"},
@@ -78,6 +78,7 @@ func init() {
 		"edition import":     editionImport,
 		"edition list":       editionList,
 		"edition show":       editionShow,
+		"edition edit":       editionEdit,
 		"edition delete":     editionDelete,
 		"preview":            previewCommand,
 		"send":               sendCommand,

@@ -40,7 +40,7 @@ var (
 		"deliveries prune", "suppression list", "suppression add", "suppression remove",
 		"editors add", "editors list", "editors remove", "editors password", "editors token", "editors revoke", "audit",
 		"schedule status", "schedule hold", "schedule release",
-		"edition list", "edition show", "edition delete", "bounces serve", "bounces imap"}
+		"edition list", "edition show", "edition edit", "edition delete", "bounces serve", "bounces imap"}
 	mailCmds   = []string{"preview", "send", "worker", "serve", "doctor"} // render an edition's or a confirmation's mail
 	smtpCmds   = []string{"send", "worker", "serve", "doctor"}            // send mail; send and worker run a delivery worker, serve with --worker; doctor checks the relay
 	secretCmds = []string{"subscribers import", "subscribers add", "subscribers export", "subscribers erase", "send", "worker", "serve",
