@@ -198,8 +198,21 @@ func (d *Desk) undeliveredCSV(w http.ResponseWriter, r *http.Request, _ *session
 		if u.Reply != nil {
 			rec[6] = *u.Reply
 		}
+		for i, v := range rec {
+			rec[i] = cell(v)
+		}
 		return cw.Write(rec)
 	})
 	cw.Flush()
 	return err
+}
+
+// cell keeps a spreadsheet from reading a value as a formula: an address
+// or a server's reply may start with '=', '+', '-' or '@' (OWASP's CSV
+// injection advice: prefix a quote).
+func cell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }
