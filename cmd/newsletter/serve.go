@@ -14,8 +14,10 @@ import (
 	"golang.org/x/net/netutil"
 
 	"newsletter/api"
+	"newsletter/desk"
 	"newsletter/edition"
 	"newsletter/editors"
+	"newsletter/newsroom"
 	"newsletter/subscribers"
 	"newsletter/web"
 )
@@ -23,7 +25,7 @@ import (
 var serveCommand = &command{
 	usage: "serve [flags]\n\nServes the reader pages: /subscribe (sign-up, double opt-in), /confirm/{token}, GET/POST /u/{token}\n" +
 		"(one-click unsubscribe, RFC 8058, and the subscription's page), /editions, /editions/YYYY-MM-DD, /healthz, /readyz,\n" +
-		"and the JSON API under /api/v1 (bearer tokens: `editors token`).\n" +
+		"the JSON API under /api/v1 (bearer tokens: `editors token`), and the editors' desk under /desk.\n" +
 		"Confirmation emails go out through SMTP_URL from NEWSLETTER_FROM.",
 	needs: needDB | needTemplates,
 	setup: func(*flag.FlagSet) runFunc { return serve },
@@ -32,7 +34,8 @@ var serveCommand = &command{
 func serve(ctx context.Context, a *app, _ []string) error {
 	subs := &subscribers.Store{DB: a.db, Tokens: a.cfg.tokens, Confirm: a.cfg.confirm}
 	outbox := web.NewOutbox(a.cfg.smtp, a.log, web.DefaultOutboxWorkers, web.DefaultOutboxQueue)
-	srv := a.readerPages(ctx, subs, outbox)
+	room := a.room(subs)
+	srv := a.readerPages(ctx, subs, outbox, room)
 	pruneCtx, stopPruning := context.WithCancel(ctx)
 	pruned := make(chan struct{})
 	go func() { defer close(pruned); a.pruneTokens(pruneCtx, subs) }()
@@ -57,7 +60,7 @@ func serve(ctx context.Context, a *app, _ []string) error {
 			a.log.Error("confirmation emails left unsent at shutdown", "err", err)
 		}
 	}()
-	h := a.withWebhooks(srv.Handler())
+	h := a.withDesk(a.withWebhooks(srv.Handler()), room)
 	if a.cfg.metricsListen == "" {
 		h = a.withMetrics(h)
 	} else {
@@ -71,7 +74,7 @@ func serve(ctx context.Context, a *app, _ []string) error {
 }
 
 // readerPages is the web server of the reader pages.
-func (a *app) readerPages(ctx context.Context, subs *subscribers.Store, outbox *web.Outbox) *web.Server {
+func (a *app) readerPages(ctx context.Context, subs *subscribers.Store, outbox *web.Outbox, room *newsroom.Room) *web.Server {
 	eds := &edition.Store{DB: a.db}
 	site := a.cfg.siteName
 	if site == "" {
@@ -91,8 +94,18 @@ func (a *app) readerPages(ctx context.Context, subs *subscribers.Store, outbox *
 		TrustedProxies: a.cfg.proxies,
 		IPLimit:        a.cfg.ipLimit,
 		Counts:         a.metrics.Readers(),
-		API:            (&api.API{Room: a.room(subs), Accounts: &editors.Store{DB: a.db}, Log: a.log}).Handler(),
+		API:            (&api.API{Room: room, Accounts: &editors.Store{DB: a.db}, Log: a.log}).Handler(),
 	}
+}
+
+// withDesk serves the editors' desk under /desk beside h.
+func (a *app) withDesk(h http.Handler, room *newsroom.Room) http.Handler {
+	d := (&desk.Desk{DB: a.db, Room: room, Accounts: &editors.Store{DB: a.db}, BaseURL: a.cfg.baseURL, Log: a.log}).Handler()
+	mux := http.NewServeMux()
+	mux.Handle(desk.Prefix, d)
+	mux.Handle(desk.Prefix+"/", d)
+	mux.Handle("/", h)
+	return mux
 }
 
 // workBeside runs a delivery worker beside the web server and returns what
