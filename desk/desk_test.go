@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/mail"
 	"net/url"
 	"regexp"
 	"strings"
@@ -55,7 +56,16 @@ func newFixture(t *testing.T) *fixture {
 	room := &newsroom.Room{DB: db, Editions: &edition.Store{DB: db}, Queue: &delivery.Queue{DB: db}, Subscribers: &subscribers.Store{DB: db},
 		Render: func(ed *edition.Edition) (*templates.Rendered, error) {
 			return tpl.RenderEdition(ed, templates.EditionData{BaseURL: "https://news.example.com"})
-		}}
+		},
+		FromDomain: "news.example.com", BaseURL: "https://news.example.com"}
+	room.Compose = func(ed *edition.Edition) (*delivery.Composer, error) {
+		r, err := room.Render(ed)
+		if err != nil {
+			return nil, err
+		}
+		return &delivery.Composer{Rendered: r, From: &mail.Address{Name: "London Daily", Address: "daily@news.example.com"},
+			UnsubscribeURL: func(uuid string) string { return "https://news.example.com/u/" + uuid }}, nil
+	}
 	d := &desk.Desk{DB: db, Room: room, Accounts: accts, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	srv := httptest.NewServer(d.Handler())
 	t.Cleanup(srv.Close)

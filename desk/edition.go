@@ -3,6 +3,7 @@ package desk
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"newsletter/edition"
@@ -31,6 +32,11 @@ type editionData struct {
 	Failures      []failureGroup
 	TestTo        string
 	TestError     string
+	// The edit form: the preheader an editor set, the related headlines
+	// as shown, and their numbers in order.
+	Preheader string
+	Related   []string
+	Order     string
 }
 
 // notices are the page's messages after an action, by the done= key of
@@ -41,6 +47,9 @@ var notices = map[string]string{
 	"send":     "The send has started.",
 	"pause":    "The send is paused. Nothing more goes out until you resume it.",
 	"resume":   "The send goes on.",
+	"edit":     "Your changes are saved: the preview shows them.",
+	"schedule": "The send is scheduled. Cancel unschedules it.",
+	"cancel":   "Cancelled: nothing more of this edition goes out.",
 }
 
 func (d *Desk) editionPage(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -55,6 +64,13 @@ func (d *Desk) showEdition(w http.ResponseWriter, r *http.Request, s *session, s
 		return err
 	}
 	data.Date, data.Subject = st.Edition.DateString(), st.Edition.Subject()
+	data.Preheader = st.Edition.Edits.Preheader
+	nums := make([]string, len(st.Edition.Related))
+	for i, h := range st.Edition.Related {
+		data.Related = append(data.Related, h.Title)
+		nums[i] = strconv.Itoa(i)
+	}
+	data.Order = strings.Join(nums, ", ")
 	if data.Preview, err = d.preview(st.Edition); err != nil {
 		return err
 	}
