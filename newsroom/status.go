@@ -27,6 +27,7 @@ type Report struct {
 	Counts      struct {
 		Total           int64 `json:"total"`
 		Sent            int64 `json:"sent"`
+		Failed          int64 `json:"failed"` // both kinds
 		FailedPermanent int64 `json:"failed_permanent"`
 		FailedTemporary int64 `json:"failed_temporary"`
 		Skipped         int64 `json:"skipped"`
@@ -37,10 +38,13 @@ type Report struct {
 	// PercentDone is the share of the recipients with a final outcome;
 	// Rate, deliveries given one per second over the last minute, by every
 	// worker; EstimatedFinish, when the rest would be done at that rate.
-	PercentDone     float64        `json:"percent_done"`
-	Rate            float64        `json:"rate_per_second"`
-	EstimatedFinish *time.Time     `json:"estimated_finish,omitempty"`
-	Workers         []fleet.Worker `json:"workers"` // the live ones, whatever they send
+	// UnsubscribedAfter: recipients who unsubscribed within a week of the
+	// send's start (delivery.Queue.UnsubscribedAfter).
+	UnsubscribedAfter int64          `json:"unsubscribed_within_7_days"`
+	PercentDone       float64        `json:"percent_done"`
+	Rate              float64        `json:"rate_per_second"`
+	EstimatedFinish   *time.Time     `json:"estimated_finish,omitempty"`
+	Workers           []fleet.Worker `json:"workers"` // the live ones, whatever they send
 	// Pruned: the deliveries are gone (NEWSLETTER_RETENTION) and the counts
 	// are the summary kept, with the failures by reply code.
 	Pruned   bool               `json:"pruned,omitempty"`
@@ -84,6 +88,12 @@ func (r *Room) Status(ctx context.Context, st *edition.Stored) (*Report, error) 
 	c := &rep.Counts
 	c.Total, c.Sent, c.Skipped = counts.Total(), counts.Sent, counts.Skipped
 	c.FailedPermanent, c.FailedTemporary = counts.FailedPermanent, counts.Failed-counts.FailedPermanent
+	c.Failed = counts.Failed
+	if rep.StartedAt != nil && !rep.Pruned {
+		if rep.UnsubscribedAfter, err = r.Queue.UnsubscribedAfter(ctx, st.ID, 7*24*time.Hour); err != nil {
+			return nil, err
+		}
+	}
 	c.Queued, c.Sending, c.Cancelled = counts.Queued, counts.Sending, counts.Cancelled
 	if err := rep.progress(ctx, r.Queue, st.ID); err != nil {
 		return nil, err
