@@ -208,6 +208,12 @@ echo "==> newsletter migrate"
 "$nl" migrate
 echo "==> newsletter subscribers import demo/subscribers.csv"
 "$nl" subscribers import demo/subscribers.csv
+desk_user=editor@london-daily.example
+if ! "$nl" editors list 2>/dev/null | grep -q "$desk_user"; then
+	echo "==> newsletter editors add $desk_user --role admin (the desk's sign-in; password in $state/desk-password)"
+	(umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$state/desk-password")
+	"$nl" editors add "$desk_user" --role admin <"$state/desk-password" >/dev/null
+fi
 echo "==> newsletter edition import demo/london-daily-2025-11-13.txt"
 "$nl" edition import --site-url https://london-daily.example demo/london-daily-2025-11-13.txt
 echo "==> newsletter preview --date 2025-11-13 --out $state/preview.html"
@@ -249,6 +255,7 @@ fi
 echo "  the rendered edition:                       $state/preview.html"
 echo "  the reader pages:                           $NEWSLETTER_BASE_URL/subscribe, $NEWSLETTER_BASE_URL/editions"
 echo "                                              (the unsubscribe links in the emails work too)"
+[ ! -s "$state/desk-password" ] || echo "  the editors' desk:                          $NEWSLETTER_BASE_URL/desk/ (sign in as $desk_user, password in $state/desk-password)"
 echo "  the delivery record, per recipient:         DATABASE_URL='$DATABASE_URL' $nl status --date 2025-11-13"
 echo "  (psql \"$DATABASE_URL\" -c 'select status, count(*) from deliveries group by 1')"
 echo "Stop what the demo left running with: make demo-stop"
