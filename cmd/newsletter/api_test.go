@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -93,13 +92,7 @@ func (h *harness) apiState() string {
 func TestAPI(t *testing.T) {
 	h := newHarness(t)
 	const n = 300
-	h.must("migrate")
-	var csv strings.Builder
-	csv.WriteString("email,status\n")
-	for i := range n {
-		fmt.Fprintf(&csv, "reader%06d@example.com,confirmed\n", i)
-	}
-	h.must("subscribers", "import", h.file("subs.csv", csv.String()))
+	h.readers(n)
 	orig := passwordInput
 	t.Cleanup(func() { passwordInput = orig })
 	token := func(email, role, name string) string {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/mail"
 	"path/filepath"
 	"strconv"
@@ -23,13 +22,7 @@ import (
 func TestDeskInBrowser(t *testing.T) {
 	h := newHarness(t)
 	const n = 300
-	h.must("migrate")
-	var csv strings.Builder
-	csv.WriteString("email,status\n")
-	for i := range n {
-		fmt.Fprintf(&csv, "reader%06d@example.com,confirmed\n", i)
-	}
-	h.must("subscribers", "import", h.file("subs.csv", csv.String()))
+	h.readers(n)
 	orig := passwordInput
 	t.Cleanup(func() { passwordInput = orig })
 	passwordInput = strings.NewReader("a long enough password\n")

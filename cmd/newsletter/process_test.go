@@ -69,14 +69,21 @@ func (h *harness) proc(extra []string, args ...string) *exec.Cmd {
 // bigList imports n confirmed subscribers and the seed edition.
 func (h *harness) bigList(n int) {
 	h.t.Helper()
+	h.readers(n)
+	h.must("edition", "import", seedPath)
+}
+
+// readers migrates and imports n confirmed subscribers,
+// reader000000@example.com and on.
+func (h *harness) readers(n int) {
+	h.t.Helper()
 	h.must("migrate")
 	var csv strings.Builder
 	csv.WriteString("email,status\n")
 	for i := range n {
 		fmt.Fprintf(&csv, "reader%06d@example.com,confirmed\n", i)
 	}
-	h.must("subscribers", "import", h.file("big.csv", csv.String()))
-	h.must("edition", "import", seedPath)
+	h.must("subscribers", "import", h.file("readers.csv", csv.String()))
 }
 
 // allDeliveredOnce checks every recipient got the edition and returns how
