@@ -51,6 +51,14 @@ func (h *shareLog) last() float64 {
 	return h.shares[len(h.shares)-1]
 }
 
+// tookAfter reports whether the worker logged share then after first.
+func (h *shareLog) tookAfter(first, then float64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := slices.Index(h.shares, first)
+	return i >= 0 && slices.Contains(h.shares[i+1:], then)
+}
+
 // rateOf is the messages per second from the first to the last message.
 func rateOf(msgs []smtptest.Message) float64 {
 	if len(msgs) < 2 {
@@ -121,9 +129,15 @@ func TestFleetSharesTheRate(t *testing.T) {
 	if three > 1.5*fleetRate || two > 1.5*fleetRate {
 		t.Errorf("the fleet sent %.0f msgs/s with three workers, %.0f with two: more than its rate, %.0f", three, two, fleetRate)
 	}
-	for i, want := range []float64{fleetRate / 2, fleetRate / 2, fleetRate / 3} {
-		if got := logs[i].last(); got != want {
-			t.Errorf("worker %d's last share: %v msgs/s (shares %v), want %v", i, got, logs[i].shares, want)
+	// The stopped worker's last share was a third; each survivor took a
+	// half once it had stopped. A survivor's very last share may be the
+	// whole rate: the other survivor can finish and leave first.
+	if got := logs[2].last(); got != fleetRate/3 {
+		t.Errorf("the stopped worker's last share: %v msgs/s (shares %v), want %v", got, logs[2].shares, fleetRate/3)
+	}
+	for i := range 2 {
+		if !logs[i].tookAfter(fleetRate/3, fleetRate/2) {
+			t.Errorf("worker %d's shares %v: never %v after %v", i, logs[i].shares, fleetRate/2, fleetRate/3)
 		}
 	}
 }
