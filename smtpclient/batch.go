@@ -8,17 +8,23 @@ import (
 	"time"
 )
 
-// batch is the state of one Send: the envelopes, their results, and i, the
-// first message whose outcome is not recorded yet (the one whose replies are
-// read next). The methods that record an outcome move i on; those that give
-// the connection up mark every message from i on not sent.
+// batch is the state of one stream (Send, SendEach, SendStream): the
+// envelopes pull gave and not yet reported, their results, and i, the first
+// message whose outcome is not recorded yet (the one whose replies are read
+// next). The methods that record an outcome move i on; those that give the
+// connection up mark every message from i on not sent. Messages are asked
+// for one at a time, when the one before is on its way, and dropped from
+// envs once each has them (see emit), so a stream of any length keeps a few.
 type batch struct {
-	c       *Conn
-	ctx     context.Context
-	envs    []Envelope
-	results []Result
-	i       int
-	done    func(k int) // see SendEach; nil: nobody asked
+	c        *Conn
+	ctx      context.Context
+	envs     []Envelope
+	results  []Result
+	i        int
+	reported int                   // results[:reported] went to each
+	pull     func() (Envelope, bool) // nil once it said there are no more
+	each     func(Result)
+	drain    bool // see Conn.stream
 }
 
 // groupStages are the commands of a transaction up to the data, in order.
@@ -30,7 +36,8 @@ func groupReplyOK(k, code int) bool {
 	return positive(code) || k == 2 && code == codeStartMailData
 }
 
-// nextValid is the first index from i whose envelope passed checkEnvelope.
+// nextValid is the first index from i, among the messages given so far,
+// whose envelope passed checkEnvelope.
 func (b *batch) nextValid(i int) int {
 	for i < len(b.envs) && !b.c.valid[i] {
 		i++
@@ -38,16 +45,64 @@ func (b *batch) nextValid(i int) int {
 	return i
 }
 
-// advance moves on to the next message to send.
+// nextToSend is nextValid, asking pull for more messages when those given
+// run out, unless ctx has ended: len(b.envs) means there is none.
+func (b *batch) nextToSend(i int) int {
+	for {
+		i = b.nextValid(i)
+		if i < len(b.envs) || !b.pullOne(false) {
+			return i
+		}
+	}
+}
+
+// pullOne asks pull for one more message and checks it; force asks even
+// after ctx ended (to report it not sent). It reports whether one came.
+func (b *batch) pullOne(force bool) bool {
+	if b.pull == nil || (!force && b.ctx.Err() != nil) {
+		return false
+	}
+	e, ok := b.pull()
+	if !ok {
+		b.pull = nil
+		return false
+	}
+	b.envs = append(b.envs, e)
+	err := b.c.checkEnvelope(&b.envs[len(b.envs)-1])
+	r := Result{}
+	if err != nil {
+		r.Err = err
+	}
+	b.results = append(b.results, r)
+	b.c.valid = append(b.c.valid, err == nil)
+	return true
+}
+
+// advance moves on to the next message among those given.
 func (b *batch) advance() { b.i = b.nextValid(b.i + 1) }
 
-// report tells SendEach's caller that the outcomes before message i are
-// final. It is called once the next message's commands are written, so
-// that the server works on them while the caller does.
-func (b *batch) report() {
-	if b.done != nil && b.i < len(b.envs) {
-		b.done(b.i)
+// report tells the caller the outcomes before message i. It is called once
+// the next message's commands are written, so that the server works on them
+// while the caller does.
+func (b *batch) report() { b.emit(b.i) }
+
+// emit passes the results before k that each has not had, and drops them
+// (and their envelopes) once there are enough to be worth the copy; i moves
+// with them. Called between messages only: no other index is held then.
+func (b *batch) emit(k int) {
+	for ; b.reported < k; b.reported++ {
+		b.each(b.results[b.reported])
 	}
+	if b.reported < 64 {
+		return
+	}
+	n := copy(b.envs, b.envs[b.reported:])
+	clear(b.envs[n:])
+	b.envs = b.envs[:n]
+	b.results = b.results[:copy(b.results, b.results[b.reported:])]
+	b.c.valid = b.c.valid[:copy(b.c.valid, b.c.valid[b.reported:])]
+	b.i -= b.reported
+	b.reported = 0
 }
 
 // fail records that message i was refused by e and moves on.
@@ -182,8 +237,13 @@ func (b *batch) abandon(cause *Error) {
 	b.notSent(cause)
 }
 
-// notSent marks the valid messages from i on as not sent because of cause.
+// notSent marks the valid messages from i on as not sent because of cause:
+// those given so far, and with drain all that pull still has.
 func (b *batch) notSent(cause *Error) {
+	if b.drain {
+		for b.pullOne(true) {
+		}
+	}
 	for i := b.nextValid(b.i); i < len(b.envs); i = b.nextValid(i + 1) {
 		e := &Error{Stage: StageMail, ConnLost: cause.ConnLost, Timeout: cause.Timeout, Err: cause}
 		if cause.Code != 0 {

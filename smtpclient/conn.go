@@ -78,6 +78,10 @@ type Conn struct {
 	num   []byte // SIZE= parameter
 	long  []byte // the start of an overlong reply line
 	valid []bool // which envelopes of a Send pass checkEnvelope
+	// A stream's messages from the first not yet reported on, and their
+	// results (see batch).
+	envs    []Envelope
+	results []Result
 
 	// flushes counts Send's writes to the socket, each the start of a
 	// round trip; the tests check pipelining needs one per message.
@@ -144,32 +148,74 @@ func (c *Conn) Send(ctx context.Context, envs []Envelope, results []Result) {
 // the sending goroutine, so the connection waits while it runs; its last
 // call is done(len(envs)). It may cancel ctx to stop before the next message.
 func (c *Conn) SendEach(ctx context.Context, envs []Envelope, results []Result, done func(k int)) {
-	if done != nil {
-		defer done(len(envs))
-	}
 	if len(results) < len(envs) {
 		panic("smtpclient: Conn.Send: results is shorter than envs")
 	}
 	results = results[:len(envs)]
 	clear(results)
 	if len(envs) == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed.Load() || c.broken.Load() {
-		for i := range results {
-			results[i].Err = &Error{Stage: StageMail, ConnLost: true, Text: "not sent: " + ErrConnBroken.Error(), Err: ErrConnBroken}
+		if done != nil {
+			done(0)
 		}
 		return
 	}
+	next, k := 0, 0
+	c.stream(ctx, func() (Envelope, bool) {
+		if next == len(envs) {
+			return Envelope{}, false
+		}
+		next++
+		return envs[next-1], true
+	}, func(r Result) {
+		results[k] = r
+		k++
+		if done != nil {
+			done(k)
+		}
+	}, true)
+}
+
+// SendStream sends the messages next gives, in order, as one stream on the
+// connection, until next reports there are none left, ctx ends or the
+// connection is lost: a sender that keeps next supplied never lets the
+// pipeline run dry, however many messages it sends. next is asked for a
+// message while the one before is on its way, and should answer at once
+// (false, when it has nothing ready, ends the stream: call SendStream again
+// when there is more). done gets each message's Result, in the order next
+// gave them, as soon as it is final, while later messages are on their way;
+// it runs on the sending goroutine. Every message next gave gets its done
+// before SendStream returns; the envelope, and the memory its Data points
+// to, are the caller's again once the message after it was asked for and
+// its own done came.
+//
+// When ctx is cancelled, SendStream asks for nothing more and the messages
+// already asked for finish, or are reported not sent (stopped before them)
+// when their data was not written yet, the connection still usable. A lost
+// connection reports the messages not sent, as Send does.
+func (c *Conn) SendStream(ctx context.Context, next func() (Envelope, bool), done func(Result)) {
+	c.stream(ctx, next, done, false)
+}
+
+// stream runs a batch on the messages pull gives; drain (Send, SendEach):
+// when the connection is lost or ctx ends, the messages pull has not given
+// yet are taken and reported not sent as well.
+func (c *Conn) stream(ctx context.Context, pull func() (Envelope, bool), each func(Result), drain bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := batch{c: c, ctx: ctx, pull: pull, each: each, drain: drain, envs: c.envs[:0], results: c.results[:0]}
 	c.valid = c.valid[:0]
-	for i := range envs {
-		err := c.checkEnvelope(&envs[i])
-		results[i].Err = err
-		c.valid = append(c.valid, err == nil)
+	defer func() {
+		b.emit(len(b.envs))
+		clear(b.envs) // nothing of the caller's is kept
+		c.envs, c.results = b.envs[:0], b.results[:0]
+	}()
+	if c.closed.Load() || c.broken.Load() {
+		// One message at least, so that the caller learns.
+		if b.pullOne(true) {
+			b.notSent(&Error{Stage: StageMail, ConnLost: true, Text: ErrConnBroken.Error(), Err: ErrConnBroken})
+		}
+		return
 	}
-	b := batch{c: c, ctx: ctx, envs: envs, results: results, done: done}
 	if c.ext.Pipelining {
 		b.sendPipelined()
 	} else {

@@ -4,7 +4,7 @@ package smtpclient
 // (RFC 5321 section 4.1).
 func (b *batch) sendLockStep() {
 	c := b.c
-	for b.i = b.nextValid(0); b.i < len(b.envs); {
+	for b.i = b.nextToSend(0); b.i < len(b.envs); b.i = b.nextToSend(b.i) {
 		if err := b.ctx.Err(); err != nil {
 			b.stopped(err)
 			return
@@ -24,6 +24,9 @@ func (b *batch) sendLockStep() {
 			return
 		}
 		b.report()
+	}
+	if err := b.ctx.Err(); err != nil {
+		b.stopped(err)
 	}
 }
 

@@ -5,9 +5,12 @@ package smtpclient
 // DATA, and the replies to all of them are read together. At the top of each
 // iteration the group for message i has been written.
 func (b *batch) sendPipelined() {
-	c, n := b.c, len(b.envs)
-	b.i = b.nextValid(0)
-	if b.i == n {
+	c := b.c
+	b.i = b.nextToSend(0)
+	if b.i == len(b.envs) {
+		if err := b.ctx.Err(); err != nil {
+			b.stopped(err)
+		}
 		return
 	}
 	if err := b.ctx.Err(); err != nil {
@@ -25,9 +28,11 @@ func (b *batch) sendPipelined() {
 		if !ok {
 			return
 		}
-		next := b.nextValid(b.i + 1)
-		stopping := next < n && b.ctx.Err() != nil
-		sendNext := next < n && !stopping
+		// The next message is asked for only while ctx lasts; a stopped
+		// Send or SendEach reports the rest not sent.
+		next := b.nextToSend(b.i + 1)
+		stopping := b.ctx.Err() != nil
+		sendNext := next < len(b.envs) && !stopping
 		c.deadline(b.ctx)
 		if failed == nil {
 			// RFC 2920 section 3.1: "The actual transfer of message

@@ -3,6 +3,7 @@ package smtpclient
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,123 @@ func TestSendEachStopsWhenDoneCancels(t *testing.T) {
 	c.Send(context.Background(), envs[5:], more)
 	if !more[0].OK {
 		t.Errorf("send after a stop: %+v", more[0].Err)
+	}
+}
+
+// SendStream asks for each message only when the one before is on its way,
+// reports every outcome in order, and keeps one pipeline, one write per
+// message, for as long as messages come: a stream of 200 refills its source
+// twice, from the done callback, as a sender whose work arrives while it
+// sends would, and never drains between them.
+func TestSendStreamAsksForEachMessageOnItsWay(t *testing.T) {
+	s := startScript(t, []string{"PIPELINING", "ENHANCEDSTATUSCODES"}, func(cmd string) string {
+		if strings.HasPrefix(cmd, "RCPT TO:<reader77@") {
+			return "550 5.1.1 no such user\r\n"
+		}
+		if cmd == "DATA" {
+			return "354 go ahead\r\n"
+		}
+		return "250 2.0.0 Ok\r\n"
+	})
+	c := dialBulkT(t, s.config())
+	const n = 200
+	envs := envelopes(t, small(t), n, rcptN)
+	envs[120].To = "bad\r\naddress" // refused before it is sent; the stream goes on
+	ready, asked := 50, 0           // the source holds 50 at first, 75 more twice
+	var results []Result
+	flushes := c.flushes
+	c.SendStream(context.Background(), func() (Envelope, bool) {
+		if asked == n {
+			return Envelope{}, false
+		}
+		if asked == ready {
+			t.Fatalf("asked for message %d with %d ready: the source was asked past its end", asked, ready)
+		}
+		// Message asked-1 was given before: its commands must be on
+		// their way by now, so the server works while we are asked.
+		if asked >= 2 {
+			want := "RCPT TO:<" + rcptN(asked-1) + ">"
+			if asked-1 == 120 {
+				want = "RCPT TO:<" + rcptN(asked-2) + ">"
+			}
+			if !slices.Contains(s.commands(), want) {
+				t.Errorf("asked for message %d before %s was written", asked, want)
+			}
+		}
+		asked++
+		return envs[asked-1], true
+	}, func(r Result) {
+		results = append(results, r)
+		if len(results) == ready-10 && ready < n {
+			ready += 75 // more work arrives while the stream goes on
+		}
+	})
+	if asked != n || len(results) != n {
+		t.Fatalf("asked %d, %d results, want %d each", asked, len(results), n)
+	}
+	for i, r := range results {
+		if ok := i != 77 && i != 120; r.OK != ok {
+			t.Errorf("message %d: OK=%v (%+v)", i, r.OK, r.Err)
+		}
+	}
+	if results[120].Err == nil || results[120].Err.Stage != StageMessage {
+		t.Errorf("message 120 (bad address): %+v, want refused before sending", results[120].Err)
+	}
+	// One write per message sent, plus the first group and the RSET after
+	// the refusal: the stream never started over.
+	if got := c.flushes - flushes; got > n+1 {
+		t.Errorf("%d writes for %d messages: the pipeline ran dry between refills", got, n)
+	}
+}
+
+// A stream whose source has nothing more ends with the messages given, and
+// one stopped by ctx asks for nothing more: what it was given finishes or is
+// reported not sent, and the connection stays usable for the next stream.
+func TestSendStreamEnds(t *testing.T) {
+	s := startScript(t, []string{"PIPELINING"}, func(cmd string) string {
+		if cmd == "DATA" {
+			return "354 go ahead\r\n"
+		}
+		return "250 Ok\r\n"
+	})
+	c := dialBulkT(t, s.config())
+	envs := envelopes(t, small(t), 10, rcptN)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	asked := 0
+	var results []Result
+	c.SendStream(ctx, func() (Envelope, bool) {
+		asked++
+		return envs[asked-1], true
+	}, func(r Result) {
+		results = append(results, r)
+		if len(results) == 3 {
+			cancel()
+		}
+	})
+	// Message 3 was asked for with message 2's data on its way, before
+	// done told of 2 (the cancel): its commands went out, so it is sent.
+	if asked != 4 || len(results) != 4 {
+		t.Fatalf("asked %d, %d results after a stop at the third outcome, want 4 and 4", asked, len(results))
+	}
+	for i, r := range results {
+		if !r.OK {
+			t.Errorf("message %d: %+v", i, r.Err)
+		}
+	}
+	if c.Broken() {
+		t.Fatal("the connection is broken after a stop")
+	}
+	asked = 0
+	results = nil
+	c.SendStream(context.Background(), func() (Envelope, bool) {
+		if asked == 2 {
+			return Envelope{}, false
+		}
+		asked++
+		return envs[4+asked], true
+	}, func(r Result) { results = append(results, r) })
+	if len(results) != 2 || !results[0].OK || !results[1].OK {
+		t.Fatalf("the next stream: %+v", results)
 	}
 }
