@@ -21,7 +21,7 @@ type batch struct {
 	envs     []Envelope
 	results  []Result
 	i        int
-	reported int                   // results[:reported] went to each
+	reported int                     // results[:reported] went to each
 	pull     func() (Envelope, bool) // nil once it said there are no more
 	each     func(Result)
 	drain    bool // see Conn.stream

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -147,11 +148,11 @@ func (p *delayProxy) serve() {
 		if err != nil {
 			return // closed
 		}
-		p.accepted.Add(1)
+		id := p.accepted.Add(1)
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.relay(c)
+			p.relay(c, id)
 		}()
 	}
 }
@@ -165,12 +166,23 @@ func (p *delayProxy) close() {
 	p.wg.Wait()
 }
 
+var (
+	traceFile *os.File
+	traceMu   sync.Mutex
+)
+
+func init() {
+	if f := os.Getenv("SENDBENCH_TRACE"); f != "" {
+		traceFile, _ = os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	}
+}
+
 type chunk struct {
 	b   []byte
 	due time.Time
 }
 
-func (p *delayProxy) relay(client net.Conn) {
+func (p *delayProxy) relay(client net.Conn, id int64) {
 	defer client.Close()
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
@@ -179,7 +191,24 @@ func (p *delayProxy) relay(client net.Conn) {
 	defer server.Close()
 	// client -> server, undelayed; when the client is done, so is the server.
 	go func() {
-		io.Copy(server, client)
+		if traceFile == nil {
+			io.Copy(server, client)
+		} else {
+			b := make([]byte, 64<<10)
+			for {
+				n, err := client.Read(b)
+				if n > 0 {
+					k := bytes.Count(b[:n], []byte("MAIL FROM"))
+					traceMu.Lock()
+					fmt.Fprintf(traceFile, "%d %d %d %d\n", id, time.Now().UnixMicro(), n, k)
+					traceMu.Unlock()
+					server.Write(b[:n])
+				}
+				if err != nil {
+					break
+				}
+			}
+		}
 		server.(*net.TCPConn).CloseWrite()
 	}()
 	// server -> client through the delay line. The channel is deep enough
