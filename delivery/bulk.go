@@ -73,97 +73,81 @@ type bulkMailer struct {
 	prepared *mailer.Prepared
 	from     string
 
-	// Reused for every group: nothing per recipient outlives its group.
-	// Each message is its recipient's own lines (a few KB in msgs[k]) and
-	// the edition's shared chunks, copied only into the connection's
-	// write buffer: a group is never a few MB of whole messages.
-	msgs    []mailer.Parts
-	envs    []smtpclient.Envelope
-	results []smtpclient.Result
-	index   []int // envs[k] is jobs[index[k]]
-	// The group's envelope senders, made into one buffer and one string
-	// (see returnPaths): one allocation a group, not one a message.
-	paths []byte
-	ends  []int
+	// Each message is its recipient's own lines (a few KB) and the
+	// edition's shared chunks, copied only into the connection's write
+	// buffer. A stream holds two messages at a time (the one being written
+	// and the next, asked for meanwhile): the buffers go round.
+	msgs [4]mailer.Parts
+	k    int   // messages made
+	jobs []Job // sent and not yet reported, oldest first: jobs[head:]
+	head int
+	path []byte // scratch for an envelope sender (Composer.ReturnPath)
 }
 
-func (m *bulkMailer) Send(ctx context.Context, jobs []Job, out []Outcome, done func(k int)) {
-	m.envs, m.index = m.envs[:0], m.index[:0]
-	if len(m.msgs) < len(jobs) {
-		m.msgs = append(m.msgs, make([]mailer.Parts, len(jobs)-len(m.msgs))...)
-	}
-	now := time.Now()
-	for i, j := range jobs {
-		msg := &m.msgs[len(m.envs)]
-		url, token := m.compose.unsubscribe(j.SubscriberUUID)
-		err := m.prepared.AppendParts(msg, mailer.Recipient{
-			Name:             j.Name,
-			Email:            j.Email,
-			MessageID:        j.MessageID,
-			UnsubscribeURL:   url,
-			UnsubscribeToken: token,
-			Date:             now,
-		})
-		if err == nil && m.compose.DKIM != nil {
-			err = m.compose.DKIM.SignParts(msg)
-		}
-		if err != nil {
-			// The recipient's own fields can't make a valid message (an
-			// address the database should never have held): final.
-			out[i] = Outcome{Permanent: true, Reply: "build message: " + err.Error()}
-			continue
-		}
-		m.envs = append(m.envs, smtpclient.Envelope{From: m.from, To: j.Email, Data: msg.Data})
-		m.index = append(m.index, i)
-	}
-	m.returnPaths(jobs)
-	if cap(m.results) < len(m.envs) {
-		m.results = make([]smtpclient.Result, len(m.envs))
-	}
-	res := m.results[:len(m.envs)]
-	clear(res)
-	from := 0 // the first of envs whose outcome is not in out yet
-	m.conn.SendEach(ctx, m.envs, res, func(k int) {
-		for ; from < k; from++ {
-			i := m.index[from]
-			r := res[from]
-			if r.OK {
-				out[i] = Outcome{Sent: true, Reply: r.Reply}
+func (m *bulkMailer) Stream(ctx context.Context, next func() (Job, bool), done func(Job, Outcome)) {
+	m.jobs, m.head = m.jobs[:0], 0
+	m.conn.SendStream(ctx, func() (smtpclient.Envelope, bool) {
+		for {
+			j, ok := next()
+			if !ok {
+				return smtpclient.Envelope{}, false
+			}
+			msg, err := m.message(j)
+			if err != nil {
+				// The recipient's own fields can't make a valid message
+				// (an address the database should never have held):
+				// final.
+				done(j, Outcome{Permanent: true, Reply: "build message: " + err.Error()})
 				continue
 			}
-			out[i] = outcomeOf(r.Err)
-			// A message stopped before any of it went out (the connection
-			// died first, or ctx ended) was never sent: no attempt counts.
-			out[i].NotTried = r.Err.Code == 0 && r.Err.Stage == smtpclient.StageMail
+			m.jobs = append(m.jobs, j)
+			return smtpclient.Envelope{From: m.sender(j), To: j.Email, Data: msg.Data}, true
 		}
-		// Jobs whose message could not be built have their outcome
-		// already: those up to the next message are final too.
-		if k < len(m.envs) {
-			done(m.index[k])
-		} else {
-			done(len(jobs))
+	}, func(r smtpclient.Result) {
+		j := m.jobs[m.head]
+		m.jobs[m.head] = Job{}
+		if m.head++; m.head == len(m.jobs) {
+			m.jobs, m.head = m.jobs[:0], 0
 		}
+		if r.OK {
+			done(j, Outcome{Sent: true, Reply: r.Reply})
+			return
+		}
+		o := outcomeOf(r.Err)
+		// A message stopped before any of it went out (the connection
+		// died first, or ctx ended) was never sent: no attempt counts.
+		o.NotTried = r.Err.Code == 0 && r.Err.Stage == smtpclient.StageMail
+		done(j, o)
 	})
 }
 
-// returnPaths sets each envelope's sender to its delivery's own, when the
-// composer makes them (Composer.ReturnPath).
-func (m *bulkMailer) returnPaths(jobs []Job) {
-	rp := m.compose.ReturnPath
-	if rp == nil || len(m.envs) == 0 {
-		return
+// message makes j's message in the next of the buffers.
+func (m *bulkMailer) message(j Job) (*mailer.Parts, error) {
+	msg := &m.msgs[m.k%len(m.msgs)]
+	m.k++
+	url, token := m.compose.unsubscribe(j.SubscriberUUID)
+	err := m.prepared.AppendParts(msg, mailer.Recipient{
+		Name:             j.Name,
+		Email:            j.Email,
+		MessageID:        j.MessageID,
+		UnsubscribeURL:   url,
+		UnsubscribeToken: token,
+		Date:             time.Now(),
+	})
+	if err == nil && m.compose.DKIM != nil {
+		err = m.compose.DKIM.SignParts(msg)
 	}
-	m.paths, m.ends = m.paths[:0], m.ends[:0]
-	for _, i := range m.index {
-		m.paths = rp(m.paths, jobs[i].ID)
-		m.ends = append(m.ends, len(m.paths))
+	return msg, err
+}
+
+// sender is the envelope sender of j's message: its delivery's own when
+// the composer makes them (Composer.ReturnPath), else the From address.
+func (m *bulkMailer) sender(j Job) string {
+	if m.compose.ReturnPath == nil {
+		return m.from
 	}
-	all := string(m.paths)
-	start := 0
-	for k, end := range m.ends {
-		m.envs[k].From = all[start:end]
-		start = end
-	}
+	m.path = m.compose.ReturnPath(m.path[:0], j.ID)
+	return string(m.path)
 }
 
 func (m *bulkMailer) Close() error { return m.conn.Close() }

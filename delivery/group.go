@@ -7,135 +7,128 @@ import (
 	"time"
 )
 
-// sendGroup decides what to do with each job of group, and sends those that
-// go as one pipelined stream: their outcomes become results as the replies
-// come, and every Group of them is recorded while the rest are on their way
-// (see recordAsync), so the stream never stops for the database and never
-// leaves more than two groups unrecorded. The stream stops early, before its
-// next message, when the send is paused or stopped, a domain throttles us,
-// or the lease is due for renewal; the jobs it did not try then are
-// returned, for the caller to go on with.
-func (c *conn) sendGroup(ctx context.Context, group []Job, leasedAt time.Time) ([]Job, error) {
-	now := time.Now()
-	send := group[:0:0]
-	for _, j := range group {
-		r := Result{ID: j.ID, SubscriberID: j.SubscriberID}
-		switch {
-		case j.SubscriberStatus != "confirmed":
-			r.Status, r.Reply = Skipped, "subscriber is "+j.SubscriberStatus
-			c.r.stats.Skipped.Add(1)
-		case j.Attempts > c.w.MaxAttempts:
-			// Leased again after its worker died mid-attempt, too often.
-			r.Status, r.Reply = Failed, fmt.Sprintf("gave up after %d attempts", c.w.MaxAttempts)
-			c.r.stats.Failed.Add(1)
-		case !c.r.sendBy.IsZero() && now.After(c.r.sendBy):
-			r.Status, r.Reply = Failed, "the send-by deadline passed before it could be sent"
-			c.r.stats.Failed.Add(1)
-		default:
-			wait, ok := c.r.limits.reserve(domainOf(j.Email), 2*time.Second)
-			if !ok {
-				r.Status, r.Deferred, r.NextAttempt = Queued, true, now.Add(wait)
-				c.r.stats.Deferred.Add(1)
-				break
-			}
-			if wait > 0 && !sleep(ctx, wait) {
-				r.Status, r.Deferred, r.NextAttempt = Queued, true, now
-				break
-			}
-			send = append(send, j)
-			continue
-		}
-		c.results = append(c.results, r)
-	}
-	if len(send) == 0 {
-		return nil, nil
-	}
-	// The group goes out whatever ctx says: it is leased now.
-	c.r.limits.wait(ctx, len(send))
-	if cap(c.outs) < len(send) {
-		c.outs = make([]Outcome, len(send))
-	}
-	s := stream{c: c, ctx: ctx, send: send, outs: c.outs[:len(send)], leasedAt: leasedAt}
-	clear(s.outs)
+// stream sends first and then the jobs the feed has ready, as one
+// pipelined stream (Mailer.Stream): each is asked for while the message
+// before is on its way, their outcomes become results as the replies come,
+// and every Group of them is handed to the recorder while the rest are on
+// their way (see recordAsync), so the stream never stops for the database
+// and never leaves more than two groups unrecorded. The stream ends when
+// the feed has nothing ready, and early, before its next message, when the
+// send is paused or stopped, a domain throttles us, or the connection has
+// sent its share (chunk); the jobs it took and did not try go back to the
+// feed.
+func (c *conn) stream(ctx context.Context, first Job) error {
+	var (
+		limit   = c.chunk()
+		pending = &first
+		taken   int
+		untried []Job
+		werr    error
+
+		stopped, lost, throttled bool
+	)
 	// The messages being written finish even when ctx is cancelled: the
 	// stream's own context stops it only before a message.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	s.cancel = cancel
-	c.mailer.Send(sctx, send, s.outs, s.done)
-	c.sent += len(send) - len(s.untried)
-	if s.throttled {
-		// Slow this connection down; it speeds back up as messages go.
-		c.slow = min(max(2*c.slow, 500*time.Millisecond), time.Minute)
-	} else {
-		c.slow /= 2
+	next := func() (Job, bool) {
+		for {
+			if pending == nil {
+				if stopped || throttled || ctx.Err() != nil || c.r.paused.Load() || limit > 0 && taken >= limit {
+					return Job{}, false
+				}
+				j, ok := c.r.feed.tryTake()
+				if !ok {
+					return Job{}, false
+				}
+				pending = &j
+			}
+			j := *pending
+			pending = nil
+			if c.admit(ctx, j) {
+				taken++
+				return j, true
+			}
+		}
 	}
-	if s.lost || (c.w.MaxPerConn > 0 && c.sent >= c.w.MaxPerConn) {
-		c.mailer.Close()
-		c.mailer, c.sent = nil, 0
-	}
-	return s.untried, s.err
-}
-
-// stream is one sendGroup's messages on their way: done takes each outcome
-// as it becomes final.
-type stream struct {
-	c        *conn
-	ctx      context.Context // the connection's: its end stops the stream
-	send     []Job
-	outs     []Outcome
-	leasedAt time.Time
-	cancel   context.CancelFunc // stops the stream before its next message
-	k        int                // outcomes taken so far
-
-	stopped, lost, throttled bool
-	untried                  []Job // stopped before they were tried
-	err                      error // recording failed: the connection ends
-}
-
-// done takes the outcomes s.outs[s.k:k], records a group once one is
-// gathered, and stops the stream when it should go no further.
-func (s *stream) done(k int) {
-	c := s.c
-	for ; s.k < k; s.k++ {
-		j, o := s.send[s.k], s.outs[s.k]
-		if s.stopped && o.NotTried && !o.ConnLost {
-			s.untried = append(s.untried, j)
-			continue
+	done := func(j Job, o Outcome) {
+		if stopped && o.NotTried && !o.ConnLost {
+			untried = append(untried, j)
+			return
 		}
 		c.results = append(c.results, c.result(j, o))
 		if o.Misconfigured {
 			// The relay refuses us, whoever the recipient: stop at once.
 			c.r.pause(o.Reply)
 		}
-		s.lost = s.lost || o.ConnLost
+		lost = lost || o.ConnLost
 		if o.Throttled {
-			s.throttled = true
+			throttled = true
 			c.r.limits.throttled(domainOf(j.Email))
 		} else if o.Sent {
 			c.r.limits.accepted(domainOf(j.Email))
 		}
-	}
-	if k == len(s.send) || s.stopped {
-		return
-	}
-	if len(c.results) >= c.w.Group {
-		if err := c.recordAsync(s.ctx); err != nil {
-			s.err = err
-			s.stop()
-			return
+		if len(c.results) >= c.w.Group && werr == nil {
+			if werr = c.recordAsync(ctx); werr != nil {
+				stopped = true
+				cancel()
+			}
 		}
 	}
-	if s.ctx.Err() != nil || c.r.paused.Load() || s.throttled || time.Since(s.leasedAt) > c.w.LeaseTTL/3 {
-		s.stop()
+	c.mailer.Stream(sctx, next, done)
+	c.sent += taken - len(untried)
+	if throttled {
+		// Slow this connection down; it speeds back up as messages go.
+		c.slow = min(max(2*c.slow, 500*time.Millisecond), time.Minute)
+	} else {
+		c.slow /= 2
 	}
+	if lost || (c.w.MaxPerConn > 0 && c.sent >= c.w.MaxPerConn) {
+		c.mailer.Close()
+		c.mailer, c.sent = nil, 0
+	}
+	c.r.feed.giveBack(untried)
+	if werr != nil {
+		return werr
+	}
+	return c.recordAsync(ctx)
 }
 
-// stop ends the stream before its next message; the messages not tried
-// come back to the caller.
-func (s *stream) stop() {
-	s.stopped = true
-	s.cancel()
+// admit decides what to do with a job the feed handed out: true to send
+// it now; else its result is gathered (skipped, given up, or back to the
+// queue for later, when its domain's pace would hold the connection too
+// long).
+func (c *conn) admit(ctx context.Context, j Job) bool {
+	now := time.Now()
+	r := Result{ID: j.ID, SubscriberID: j.SubscriberID}
+	switch {
+	case j.SubscriberStatus != "confirmed":
+		r.Status, r.Reply = Skipped, "subscriber is "+j.SubscriberStatus
+		c.r.stats.Skipped.Add(1)
+	case j.Attempts > c.w.MaxAttempts:
+		// Leased again after its worker died mid-attempt, too often.
+		r.Status, r.Reply = Failed, fmt.Sprintf("gave up after %d attempts", c.w.MaxAttempts)
+		c.r.stats.Failed.Add(1)
+	case !c.r.sendBy.IsZero() && now.After(c.r.sendBy):
+		r.Status, r.Reply = Failed, "the send-by deadline passed before it could be sent"
+		c.r.stats.Failed.Add(1)
+	default:
+		wait, ok := c.r.limits.reserve(domainOf(j.Email), 2*time.Second)
+		if !ok {
+			r.Status, r.Deferred, r.NextAttempt = Queued, true, now.Add(wait)
+			c.r.stats.Deferred.Add(1)
+			break
+		}
+		if wait > 0 && !sleep(ctx, wait) {
+			r.Status, r.Deferred, r.NextAttempt = Queued, true, now
+			break
+		}
+		// It goes out whatever ctx says now: it is leased.
+		c.r.limits.wait(ctx, 1)
+		return true
+	}
+	c.results = append(c.results, r)
+	return false
 }
 
 // result turns a message's outcome into the delivery's result.

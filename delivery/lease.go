@@ -8,30 +8,22 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// leasesPerConn is how many leases each connection should still get from
-// the work left: with two, the last round ends with every connection given
-// a share, not a few connections holding full batches while the others
-// wait.
-const leasesPerConn = 2
-
-// plan is how a Run's connections share the edition: each leases from a
-// stripe of the ids queued when the Run began, its own, so that FOR UPDATE
-// SKIP LOCKED rarely has rows the others hold to step over; a connection
-// whose stripe is done takes the upper half of the largest stripe left; when
-// every stripe is nearly done, the connections lease from the whole edition
-// (a shared pass, see Queue.Lease), which also picks up retries, rescued
-// leases and rows queued later. Another process sharing the edition has
-// stripes of its own: where they overlap SKIP LOCKED keeps each row to one
-// holder.
+// plan is where a Run's feed leases from: the ids queued when the Run
+// began, cut into stripes at a random offset. The feed works through the
+// first stripe, then takes the upper half of the largest stripe left, and
+// when every stripe is nearly done it leases from the whole edition (a
+// shared pass, see Queue.Lease), which also picks up retries, rescued
+// leases and rows queued later. So processes that share the edition start
+// in different places and go different ways, and FOR UPDATE SKIP LOCKED
+// rarely has rows another holds to step over; where they meet it keeps
+// each row to one holder. (The plan works for any number of leasers, each
+// with its stripe, as the test shows; a Run has one.)
 type plan struct {
 	mu      sync.Mutex
 	stripes []stripe // one per connection, and the head below the first (see newPlan)
-
-	left atomic.Int64 // queued deliveries this Run has not leased (an estimate)
 }
 
 // stripe is the ids (next, end] left to lease.
@@ -51,7 +43,6 @@ type span struct {
 // connection leases in the order of the ids, as it always has.
 func newPlan(conns int, queued, lo, hi int64) *plan {
 	p := &plan{stripes: make([]stripe, conns+1)}
-	p.left.Store(queued)
 	if queued == 0 || hi < lo {
 		return p // every connection starts with the shared pass
 	}
@@ -67,14 +58,6 @@ func newPlan(conns int, queued, lo, hi int64) *plan {
 		p.stripes[k] = stripe{next: next, end: end}
 	}
 	return p
-}
-
-// size is the lease size now: the work left divided so that each of conns
-// connections gets leasesPerConn more leases, at least a group (less would
-// cost a lease per group) and at most batch.
-func (p *plan) size(conns, group, batch int) int {
-	per := p.left.Load() / int64(conns*leasesPerConn)
-	return int(min(int64(batch), max(int64(group), per+1)))
 }
 
 // claim tells connection i which ids to lease from: its stripe, or else the
@@ -106,7 +89,6 @@ func (p *plan) claim(i, n int) (after, upto int64, ok bool) {
 // leased moves connection i's stripe past jobs, which a lease of up to n
 // from the stripe returned: fewer than n means nothing due is left in it.
 func (p *plan) leased(i, n int, jobs []Job) {
-	p.left.Add(-int64(len(jobs)))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := &p.stripes[i]

@@ -76,6 +76,8 @@ type Job struct {
 	Email            string `db:"email"`
 	Name             string `db:"name"`
 	SubscriberStatus string `db:"subscriber_status"`
+
+	leased time.Time // when its lease was taken or last renewed (see feed)
 }
 
 // enqueueConfirmed queues every confirmed subscriber not yet queued for the

@@ -22,7 +22,7 @@ func (c *conn) recordAsync(ctx context.Context) error {
 	rs := c.results
 	c.results, c.writing = c.writing[:0], rs
 	for i := range rs {
-		rs[i].Holder = c.holder
+		rs[i].Holder = c.r.feed.holder
 	}
 	c.recording = c.r.rec.add(rs)
 	return nil
@@ -53,7 +53,7 @@ func (c *conn) flush(ctx context.Context) error {
 // written are the duplicates a crash would cause, since their leases would
 // expire and be sent again.
 func (c *conn) write(ctx context.Context, results []Result) error {
-	return c.r.write(ctx, c.holder, results)
+	return c.r.write(ctx, c.r.feed.holder, results)
 }
 
 func (r *run) write(ctx context.Context, holder string, results []Result) error {

@@ -34,13 +34,16 @@ type Outcome struct {
 // Mailer sends messages on a connection of its own. A Mailer is used by one
 // goroutine at a time.
 type Mailer interface {
-	// Send sends the jobs' messages in order and sets out[i] for jobs[i].
-	// A message whose fate is unknown (the connection died after its data
-	// was written) must not be reported Sent. Each time out[:k] are final
-	// it calls done(k), in order, the last time with len(jobs), while the
-	// later messages go on (smtpclient.Conn.SendEach); cancelling ctx stops
-	// it before the next message, which is reported NotTried.
-	Send(ctx context.Context, jobs []Job, out []Outcome, done func(k int))
+	// Stream sends the message of each job next gives, in order, as one
+	// stream, until next says there are no more or ctx is cancelled: the
+	// messages being written then finish, and one asked for and not yet
+	// written is reported NotTried. next is asked for each job while the
+	// message before is on its way (smtpclient.Conn.SendStream), and
+	// answers at once. done gets each job's outcome, as soon as it is
+	// final, while the later messages go on. A message whose fate is
+	// unknown (the connection died after its data was written) must not
+	// be reported Sent.
+	Stream(ctx context.Context, next func() (Job, bool), done func(Job, Outcome))
 	Close() error
 }
 
@@ -64,7 +67,7 @@ type Worker struct {
 	Log      *slog.Logger
 
 	Conns       int           // SMTP connections, one goroutine each (default 1)
-	Batch       int           // deliveries leased at a time per connection (default 100)
+	Batch       int           // deliveries the Run leases at a time, at least 4 per connection (default 100)
 	Group       int           // outcomes recorded together while the stream goes on (default 50)
 	LeaseTTL    time.Duration // how long a lease holds (default 5m)
 	MaxAttempts int           // attempts before a temporary failure is final (default 5)
@@ -166,8 +169,8 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 	if err != nil {
 		return err
 	}
-	r := &run{w: &cfg, edition: editionID, stats: stats, wake: make(chan struct{}), limits: newLimits(&cfg),
-		plan: newPlan(cfg.Conns, sp.N, sp.Lo, sp.Hi)}
+	r := &run{w: &cfg, edition: editionID, stats: stats, wake: make(chan struct{}), limits: newLimits(&cfg)}
+	r.feed = newFeed(r, sp)
 	if st.SendBy != nil {
 		r.sendBy = *st.SendBy
 	}
@@ -175,18 +178,29 @@ func (w *Worker) Run(ctx context.Context, editionID int64, stats *Stats) error {
 	defer r.limits.start(ctx)()
 	defer r.watchPause(ctx)()
 	r.rec = newRecorder(r)
+	feedCtx, stopFeed := context.WithCancel(ctx)
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		r.feed.loop(feedCtx)
+	}()
 	var wg sync.WaitGroup
 	errs := make([]error, cfg.Conns)
 	for i := range cfg.Conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &conn{w: &cfg, r: r, id: i, holder: fmt.Sprintf("%s/%d", cfg.Holder, i)}
+			c := &conn{w: &cfg, r: r}
 			errs[i] = c.loop(ctx)
-			r.broadcast()
+			r.feed.leave()
 		}()
 	}
 	wg.Wait()
+	stopFeed() // when every connection failed, it may still be leasing
+	<-fed
+	if err := r.feed.release(context.WithoutCancel(ctx)); err != nil {
+		errs = append(errs, fmt.Errorf("hand back the leases not sent: %w", err))
+	}
 	r.rec.close() // every connection waited for its last write
 	for _, err := range errs {
 		if errors.Is(err, ErrPaused) {
@@ -219,20 +233,16 @@ type run struct {
 	stats   *Stats
 	sendBy  time.Time // the edition's deadline; zero: none
 	limits  *limits   // this worker's share of the fleet's rate limits
-	plan    *plan     // which ids each connection leases, and how many at a time
+	feed    *feed     // leases ahead and hands the connections their jobs
 	rec     *recorder // writes the connections' outcomes
 
 	mu   sync.Mutex
-	wake chan struct{} // closed when a connection finishes a group
+	wake chan struct{} // closed when results went back to the queue, or a pause
 
 	failures   streak       // temporary failures in a row, over all connections
 	bounces    *bounceWatch // hard bounces in the send's first outcomes; nil: not watched
 	dialStreak atomic.Int64 // failed dials in a row, over all connections
 	paused     atomic.Bool
-	finished   atomic.Bool  // a look found nothing of the edition left: the others need not look again
-	polling    atomic.Bool  // an idle connection is looking at the database (see conn.idle)
-	rescued    time.Time    // when the looking connection last rescued expired leases; only it uses this
-	cursor     atomic.Int64 // the highest id leased in the shared pass (see Queue.Lease)
 }
 
 func (r *run) wakeChan() chan struct{} {
@@ -246,20 +256,6 @@ func (r *run) broadcast() {
 	defer r.mu.Unlock()
 	close(r.wake)
 	r.wake = make(chan struct{})
-}
-
-// advance moves the lease cursor past the highest id of jobs.
-func (r *run) advance(jobs []Job) {
-	var top int64
-	for _, j := range jobs {
-		top = max(top, j.ID)
-	}
-	for {
-		cur := r.cursor.Load()
-		if cur >= top || r.cursor.CompareAndSwap(cur, top) {
-			return
-		}
-	}
 }
 
 // watchPause reads the edition's send state once a poll while the run goes

@@ -142,7 +142,7 @@ var settings = []setting{
 		help:  "first retry delay, doubled per attempt",
 		parse: durationFrom(time.Nanosecond, func(c *config) *time.Duration { return &c.retryBase })},
 	{env: "NEWSLETTER_BATCH", flag: "batch", def: "200", cmds: smtpCmds,
-		help:  "deliveries leased at a time per connection",
+		help:  "deliveries a worker leases at a time for its connections (at least 4 per connection)",
 		parse: intIn(1, 10000, func(c *config) *int { return &c.batch })},
 	{env: "NEWSLETTER_RATE", flag: "rate", def: "0", cmds: smtpCmds,
 		help:  "messages per second for the whole fleet, shared among the live workers; 0: no limit",

@@ -48,7 +48,8 @@ func (s *Server) DropAfter(n int) {
 }
 
 // Stall delays the reply to RCPT TO for addr by d (then the normal reply, or the
-// RejectRcpt rule, follows). d <= 0 removes the rule.
+// RejectRcpt rule, follows); "*" stalls every recipient without a rule of its
+// own, as a distant relay's round trip would. d <= 0 removes the rule.
 func (s *Server) Stall(addr string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -77,7 +77,10 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	key := strings.ToLower(to)
 	ss.s.mu.Lock()
-	d := ss.s.stall[key]
+	d, ok := ss.s.stall[key]
+	if !ok {
+		d = ss.s.stall["*"]
+	}
 	ss.s.rcpts++
 	var hold chan struct{}
 	if ss.s.rcpts == ss.s.holdAt {
