@@ -47,10 +47,16 @@ type sample struct {
 	done int64
 }
 
+// newProgress is the progress of a send starting at start. The run's
+// counters start at zero there: the first report has a rate.
+func newProgress(a *app, w *delivery.Worker, st *edition.Stored, stats *delivery.Stats, start time.Time) *progress {
+	return &progress{a: a, w: w, st: st, stats: stats, start: start, left: -1, samples: []sample{{at: start}}}
+}
+
 // watchSend starts reporting the send's progress: a bar on stderr when it
 // is a terminal, else log lines. The returned stop ends the reports.
 func (a *app) watchSend(ctx context.Context, w *delivery.Worker, st *edition.Stored, stats *delivery.Stats) (stop func()) {
-	p := &progress{a: a, w: w, st: st, stats: stats, start: time.Now(), left: -1}
+	p := newProgress(a, w, st, stats, time.Now())
 	if c, err := w.Queue.Count(ctx, st.ID); err == nil {
 		p.left = c.Queued + c.Sending
 	}

@@ -2,11 +2,27 @@ package main
 
 import (
 	"context"
-	"newsletter/internal/logtest"
 	"strings"
 	"testing"
 	"time"
+
+	"newsletter/delivery"
+	"newsletter/internal/logtest"
 )
+
+// The first report of a send already has its rate: counted from the start,
+// not from the first report (which said 0.0/s with 6,930 sent).
+func TestFirstProgressReportHasARate(t *testing.T) {
+	var stats delivery.Stats
+	start := time.Now()
+	p := newProgress(nil, nil, nil, &stats, start)
+	p.left = 10000
+	stats.Sent.Store(6930)
+	l := p.line(start.Add(5 * time.Second))
+	if l.rate < 1385 || l.rate > 1387 || l.eta <= 0 {
+		t.Fatalf("first report: rate %.1f/s, eta %v; want 1386/s and an eta", l.rate, l.eta)
+	}
+}
 
 // A send whose output is not a terminal logs a progress line every few
 // seconds (here every few milliseconds), saying what it waits for when
