@@ -104,7 +104,8 @@ const rowFormat = "%-9s %-22s %5s %3s %9s %8s %7s %9s %10s %10s %10s %10s %8s %6
 
 func (p *report) header() {
 	fmt.Fprintf(p.w, "Per run: msgs sent; wall_s from process start to exit, enq_s of it until the newsletter logged \"send started\" (its enqueue);\n"+
-		"CPU µs per message of the client process (newsletter or baseline), PostgreSQL (all its processes), both, and smtp-sink; peak RSS;\n"+
+		"CPU µs per message of the client process (newsletter or baseline), PostgreSQL (all its processes), both, and the test server\n"+
+		"(sink_us: smtp-sink, with the delaying proxy in the +delay runs); peak RSS;\n"+
 		"smtpc: SMTP connections opened (known for the baseline and behind the delaying proxy). A newsletter run stopped at its time limit\n"+
 		"is projected to the whole list (marked ~): its enqueue as measured, its delivery scaled from what it sent.\n")
 	fmt.Fprintf(p.w, rowFormat, "size", "run", "conns", "rep", "msgs", "wall_s", "enq_s", "msgs/s", "client_us", "pg_us", "client+pg", "sink_us", "rss_MB", "smtpc", "check")

@@ -79,10 +79,17 @@ func startSink(ctx context.Context, bin, logPath string) (*sink, error) {
 	return s, nil
 }
 
-// cpu is the sink's CPU time so far. smtp-sink is one event-driven process
-// (it does not fork per connection), so its own utime+stime is all of it.
+// cpu is the test server's CPU time so far: smtp-sink's, one event-driven
+// process (it does not fork per connection), so its own utime+stime is all
+// of it, and this process's, which is the delaying proxy of the far-relay
+// runs (and, idle, a child's wait otherwise).
 func (s *sink) cpu() (time.Duration, error) {
-	return processCPU(s.cmd.Process.Pid)
+	d, err := processCPU(s.cmd.Process.Pid)
+	if err != nil {
+		return 0, err
+	}
+	self, err := processCPU(os.Getpid())
+	return d + self, err
 }
 
 func (s *sink) stop() {
