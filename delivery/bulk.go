@@ -106,8 +106,10 @@ func (m *bulkMailer) Stream(ctx context.Context, next func() (Job, bool), done f
 	}, func(r smtpclient.Result) {
 		j := m.jobs[m.head]
 		m.jobs[m.head] = Job{}
-		if m.head++; m.head == len(m.jobs) {
-			m.jobs, m.head = m.jobs[:0], 0
+		// One or two are in flight at any time: drop the reported ones
+		// now and then, or a long stream would keep all of its jobs.
+		if m.head++; m.head >= 64 || m.head == len(m.jobs) {
+			m.jobs, m.head = m.jobs[:copy(m.jobs, m.jobs[m.head:])], 0
 		}
 		if r.OK {
 			done(j, Outcome{Sent: true, Reply: r.Reply})

@@ -147,7 +147,11 @@ func (f *feed) push(jobs []Job, at time.Time) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.jobs = append(f.jobs, jobs...)
+	// Those handed out go first: the buffer holds about a lease and a
+	// half, however long the send.
+	n := copy(f.jobs, f.jobs[f.head:])
+	clear(f.jobs[n:])
+	f.jobs, f.head = append(f.jobs[:n], jobs...), 0
 	f.signal()
 }
 
@@ -174,6 +178,7 @@ func (f *feed) state() (ready int, allIdle bool) {
 // when nothing is due, until the send is done, paused or ctx ends.
 func (f *feed) loop(ctx context.Context) {
 	r := f.r
+	dry := false // the last lease found nothing due
 	for {
 		if ctx.Err() != nil {
 			f.close(ctx.Err())
@@ -189,26 +194,31 @@ func (f *feed) loop(ctx context.Context) {
 			f.wait(ctx, r.w.Poll)
 			continue
 		}
-		jobs, at, again, err := f.lease(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				// The database is away (restarting?): wait and try again.
-				r.w.Log.Warn("lease failed; retrying", "holder", f.holder, "err", err)
-				f.wait(ctx, r.w.Poll)
+		if !dry {
+			jobs, at, again, err := f.lease(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					// The database is away (restarting?): wait and try again.
+					r.w.Log.Warn("lease failed; retrying", "holder", f.holder, "err", err)
+					f.wait(ctx, r.w.Poll)
+				}
+				continue
 			}
-			continue
-		}
-		if len(jobs) > 0 {
-			f.push(jobs, at)
-			continue
-		}
-		if again {
-			continue
+			if len(jobs) > 0 {
+				f.push(jobs, at)
+				continue
+			}
+			if again {
+				continue
+			}
+			dry = true
 		}
 		// Nothing due now. Until every connection has written its results
-		// and waits, what they hold counts as pending: look then.
+		// and waits, what they hold counts as pending: look then. Till
+		// then a connection going idle is no news; results requeued (a
+		// wake-up) or the poll are.
 		if !allIdle {
-			f.wait(ctx, r.w.Poll)
+			dry = !f.wait(ctx, r.w.Poll)
 			continue
 		}
 		done, due, d, err := f.look(ctx)
@@ -216,24 +226,25 @@ func (f *feed) loop(ctx context.Context) {
 			f.close(err)
 			return
 		}
-		if !due {
-			f.wait(ctx, d)
-		}
+		dry = !due && !f.wait(ctx, d)
 	}
 }
 
 // wait waits for d, a connection's want, a wake-up of the run (results
 // requeued, a pause) or the end of ctx; at most until the jobs ready are
-// due for renewal.
-func (f *feed) wait(ctx context.Context, d time.Duration) {
+// due for renewal. It reports whether there may be news in the database:
+// the time is up, or the run was woken.
+func (f *feed) wait(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(min(d, f.r.w.LeaseTTL/6))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-t.C:
 	case <-f.want:
+		return false
 	case <-f.r.wakeChan():
 	}
+	return true
 }
 
 // lease takes the next lease: from the feed's stripe while there is one to
