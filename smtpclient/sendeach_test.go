@@ -9,14 +9,11 @@ import (
 	"time"
 )
 
-// A caller of SendEach learns each outcome while the next message is already
-// on its way: when done(k) runs, message k's MAIL, RCPT and DATA were written
-// with message k-1's data, so the server reads them while the caller is
-// still busy (recording, say). Were the pipeline drained before done, the
-// server would never see them until done returned, and this waits in vain.
-func TestSendEachReportsWhileTheNextMessageIsOnItsWay(t *testing.T) {
-	s := startScript(t, []string{"PIPELINING", "ENHANCEDSTATUSCODES"}, func(cmd string) string {
-		if strings.HasPrefix(cmd, "RCPT TO:<reader3@") {
+// refusingScript is a pipelining server that takes every message but
+// refuses one recipient, as not existing.
+func refusingScript(t *testing.T, refused string) *scriptServer {
+	return startScript(t, []string{"PIPELINING", "ENHANCEDSTATUSCODES"}, func(cmd string) string {
+		if cmd == "RCPT TO:<"+refused+">" {
 			return "550 5.1.1 no such user\r\n"
 		}
 		if cmd == "DATA" {
@@ -24,6 +21,15 @@ func TestSendEachReportsWhileTheNextMessageIsOnItsWay(t *testing.T) {
 		}
 		return "250 2.0.0 Ok\r\n"
 	})
+}
+
+// A caller of SendEach learns each outcome while the next message is already
+// on its way: when done(k) runs, message k's MAIL, RCPT and DATA were written
+// with message k-1's data, so the server reads them while the caller is
+// still busy (recording, say). Were the pipeline drained before done, the
+// server would never see them until done returned, and this waits in vain.
+func TestSendEachReportsWhileTheNextMessageIsOnItsWay(t *testing.T) {
+	s := refusingScript(t, rcptN(3))
 	c := dialBulkT(t, s.config())
 	const n = 6
 	envs := envelopes(t, small(t), n, rcptN)
@@ -102,15 +108,7 @@ func TestSendEachStopsWhenDoneCancels(t *testing.T) {
 // twice, from the done callback, as a sender whose work arrives while it
 // sends would, and never drains between them.
 func TestSendStreamAsksForEachMessageOnItsWay(t *testing.T) {
-	s := startScript(t, []string{"PIPELINING", "ENHANCEDSTATUSCODES"}, func(cmd string) string {
-		if strings.HasPrefix(cmd, "RCPT TO:<reader77@") {
-			return "550 5.1.1 no such user\r\n"
-		}
-		if cmd == "DATA" {
-			return "354 go ahead\r\n"
-		}
-		return "250 2.0.0 Ok\r\n"
-	})
+	s := refusingScript(t, rcptN(77))
 	c := dialBulkT(t, s.config())
 	const n = 200
 	envs := envelopes(t, small(t), n, rcptN)
