@@ -362,7 +362,7 @@ func (q *Queue) Rescue(ctx context.Context) (int64, error) {
 }
 
 // ReleaseHolder returns to the queue every delivery leased by the Worker
-// whose Holder is holder (its connections lease as holder/N), and tells how
+// whose Holder is holder (it leases for its connections as holder/0), and tells how
 // many: the registry of live workers (package fleet) calls it for a worker
 // whose process is dead, so its leases come back at once instead of at
 // their expiry. As with Rescue, the attempt stays counted: the message may
