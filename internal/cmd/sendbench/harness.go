@@ -172,7 +172,7 @@ func (h *harness) size(ctx context.Context, n int, withDelay bool) error {
 // another region would, at each -delay-conns, with the baseline beside each
 // and, with -listmonk, listmonk sending the same edition to the same readers.
 func (h *harness) delayRuns(ctx context.Context, b *bench) error {
-	p, err := startDelayProxy(h.sink.addr, h.o.delay)
+	p, err := startDelayProxy(h.sink.addr, h.o.delay, h.o.trace)
 	if err != nil {
 		return err
 	}

@@ -383,7 +383,7 @@ func (h *harness) listmonkSend(ctx context.Context, lm *listmonkBench, conns int
 	r.Msgs, r.Connections = st.Sent, proxy.accepted.Load()
 	r.Stopped = !st.done()
 	r.OK = st.Status == "finished" && st.Sent == int64(lm.n) || r.Stopped
-	r.Check = fmt.Sprintf("campaign %s, sent=%d", st.Status, st.Sent)
+	r.Check = fmt.Sprintf("campaign %s, sent=%d", st.Status, st.Sent) + proxy.traced()
 	if !r.OK {
 		r.Check += fmt.Sprintf(" (want %d sent; log %s)", lm.n, logf.Name())
 	}

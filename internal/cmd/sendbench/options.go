@@ -32,6 +32,7 @@ type options struct {
 	baselineLimit time.Duration
 	keepDB        bool
 	perf          bool
+	trace         bool
 	bin           string
 	sinkBin       string
 	editionFile   string
@@ -68,6 +69,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.DurationVar(&o.baselineLimit, "baseline-limit", 30*time.Second, "stop a baseline run after this long (its rate is steady within seconds); 0: no limit")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the databases (and the throwaway cluster, whose URL is printed) when done")
 	fs.BoolVar(&o.perf, "perf", false, "record each newsletter send with perf record -g into the work folder, for perf report (its overhead lands in client_us, and rss_MB is perf's)")
+	fs.BoolVar(&o.trace, "trace", false, "in the far-relay runs, time each connection's messages at the proxy and add to the check column when the connections started and stopped sending and their time per message (the proxy then copies what the client writes instead of splicing it: more sink_us)")
 	fs.StringVar(&o.bin, "bin", "", "newsletter binary to measure (default: go build ./cmd/newsletter)")
 	fs.StringVar(&o.sinkBin, "sink", "/usr/sbin/smtp-sink", "Postfix's smtp-sink")
 	fs.StringVar(&o.editionFile, "edition", "demo/london-daily-2025-11-13.txt", "edition to send (HTML + text)")

@@ -74,6 +74,9 @@ func (h *harness) send(ctx context.Context, b *bench, v variant, conns int, smtp
 		r.Check += fmt.Sprintf(" (want %d sent; log %s)", b.n, logf.Name())
 	}
 	r.Self = selfReported(stdout.String())
+	if proxy != nil {
+		r.Check += proxy.traced()
+	}
 	return r, nil
 }
 
@@ -95,6 +98,9 @@ func (h *harness) baseline(ctx context.Context, b *bench, conns int, smtpAddr st
 		return r, err
 	}
 	defer logf.Close()
+	if proxy != nil {
+		proxy.resetCount() // for the trace: the baseline counts its own connections
+	}
 	cmd := exec.Command(h.self, "baseline", "-addr", smtpAddr, "-n", strconv.Itoa(n), "-conns", strconv.Itoa(conns), "-msg", h.eml)
 	var stdout strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, logf
@@ -111,5 +117,8 @@ func (h *harness) baseline(ctx context.Context, b *bench, conns int, smtpAddr st
 	r.Msgs, r.Connections = rep.Sent, rep.Connections
 	r.OK = rep.Sent == int64(n) || r.Stopped
 	r.Check = fmt.Sprintf("sink accepted %d", rep.Sent)
+	if proxy != nil {
+		r.Check += proxy.traced()
+	}
 	return r, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -135,14 +134,18 @@ type delayProxy struct {
 	delay    time.Duration
 	accepted atomic.Int64
 	wg       sync.WaitGroup
+	trace    *connTrace // -trace; nil: what the client writes is spliced through
 }
 
-func startDelayProxy(target string, delay time.Duration) (*delayProxy, error) {
+func startDelayProxy(target string, delay time.Duration, trace bool) (*delayProxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("delay proxy: listen: %w", err)
 	}
 	p := &delayProxy{addr: ln.Addr().String(), ln: ln, target: target, delay: delay}
+	if trace {
+		p.trace = &connTrace{conns: map[int64]*connTimes{}}
+	}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -164,24 +167,27 @@ func (p *delayProxy) serve() {
 	}
 }
 
-// resetCount zeroes the connection count before a run and returns nothing:
-// each run reads accepted afterwards.
-func (p *delayProxy) resetCount() { p.accepted.Store(0) }
+// resetCount zeroes the connection count (and the trace) before a run and
+// returns nothing: each run reads accepted (and traced) afterwards.
+func (p *delayProxy) resetCount() {
+	p.accepted.Store(0)
+	if p.trace != nil {
+		p.trace.reset()
+	}
+}
+
+// traced is the trace's summary of the run, for the check column; "" without
+// -trace.
+func (p *delayProxy) traced() string {
+	if p.trace == nil {
+		return ""
+	}
+	return p.trace.summary()
+}
 
 func (p *delayProxy) close() {
 	p.ln.Close()
 	p.wg.Wait()
-}
-
-var (
-	traceFile *os.File
-	traceMu   sync.Mutex
-)
-
-func init() {
-	if f := os.Getenv("SENDBENCH_TRACE"); f != "" {
-		traceFile, _ = os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	}
 }
 
 type chunk struct {
@@ -198,23 +204,10 @@ func (p *delayProxy) relay(client net.Conn, id int64) {
 	defer server.Close()
 	// client -> server, undelayed; when the client is done, so is the server.
 	go func() {
-		if traceFile == nil {
-			io.Copy(server, client)
+		if p.trace != nil {
+			p.trace.copy(id, server, client)
 		} else {
-			b := make([]byte, 64<<10)
-			for {
-				n, err := client.Read(b)
-				if n > 0 {
-					k := bytes.Count(b[:n], []byte("MAIL FROM"))
-					traceMu.Lock()
-					fmt.Fprintf(traceFile, "%d %d %d %d\n", id, time.Now().UnixMicro(), n, k)
-					traceMu.Unlock()
-					server.Write(b[:n])
-				}
-				if err != nil {
-					break
-				}
-			}
+			io.Copy(server, client)
 		}
 		server.(*net.TCPConn).CloseWrite()
 	}()
