@@ -80,3 +80,44 @@ func TestConnectionsKeepOneStreamAcrossLeases(t *testing.T) {
 		t.Errorf("%d SMTP connections, want %d", srv.Connections(), conns)
 	}
 }
+
+// A paced send holds its lease longer than the lease lasts: the feed renews
+// what it holds, so no delivery of a live worker's is ever left expired for
+// another worker to rescue and send again.
+func TestFeedRenewsWhatItHolds(t *testing.T) {
+	const n = 60
+	f := newFixture(t, n)
+	ctx := context.Background()
+	srv := smtptest.Start(t)
+	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
+		t.Fatal(err)
+	}
+	// 60 leased at once, sent at 20 a second: three seconds, two leases'
+	// time.
+	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "paced", Log: quietLog(),
+		Conns: 1, Batch: n, Group: 5, Rate: 20, LeaseTTL: 1500 * time.Millisecond}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- w.Run(ctx, f.edition, new(delivery.Stats)) }()
+	expired := 0
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		case <-time.After(50 * time.Millisecond):
+			expired = max(expired, f.count(t, `status = 'sending' AND lease_expires_at < now()`))
+		}
+	}
+	if expired > 0 {
+		t.Errorf("%d leases of a live, paced worker expired during its send", expired)
+	}
+	if took := time.Since(start); took < 2*w.LeaseTTL {
+		t.Fatalf("the send took %v, not the two leases' time it is to last: the pace was not kept", took)
+	}
+	if got := f.count(t, `status = 'sent' AND attempts = 1`); got != n || srv.Accepted() != n {
+		t.Fatalf("%d sent at the first attempt, %d accepted; want %d, each once", got, srv.Accepted(), n)
+	}
+}
