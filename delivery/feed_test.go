@@ -92,8 +92,8 @@ func TestFeedRenewsWhatItHolds(t *testing.T) {
 	if _, err := f.q.Enqueue(ctx, f.edition, "example.com", 0); err != nil {
 		t.Fatal(err)
 	}
-	// 60 leased at once, sent at 20 a second: three seconds, two leases'
-	// time.
+	// 60 leased at once, sent at 20 a second: some three seconds, two
+	// leases' time.
 	w := &delivery.Worker{Queue: f.q, Dial: dialer(t, f, smtpConfig(srv)), Holder: "paced", Log: quietLog(),
 		Conns: 1, Batch: n, Group: 5, Rate: 20, LeaseTTL: 1500 * time.Millisecond}
 	done := make(chan error, 1)
@@ -114,8 +114,8 @@ func TestFeedRenewsWhatItHolds(t *testing.T) {
 	if expired > 0 {
 		t.Errorf("%d leases of a live, paced worker expired during its send", expired)
 	}
-	if took := time.Since(start); took < 2*w.LeaseTTL {
-		t.Fatalf("the send took %v, not the two leases' time it is to last: the pace was not kept", took)
+	if took := time.Since(start); took < w.LeaseTTL+500*time.Millisecond {
+		t.Fatalf("the send took %v, hardly longer than a lease (%v): the pace was not kept", took, w.LeaseTTL)
 	}
 	if got := f.count(t, `status = 'sent' AND attempts = 1`); got != n || srv.Accepted() != n {
 		t.Fatalf("%d sent at the first attempt, %d accepted; want %d, each once", got, srv.Accepted(), n)
