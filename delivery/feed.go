@@ -2,7 +2,7 @@ package delivery
 
 import (
 	"context"
-	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -27,8 +27,7 @@ type feed struct {
 	low    int    // lease again when this few are left
 	size   int    // deliveries a lease asks for
 	expect bool   // the send had queued deliveries when the Run began
-	plan   *plan  // which ids to lease from (the feed leases as plan's first stripe)
-	cursor int64  // the highest id leased in the shared pass (see Queue.Lease)
+	cursor int64  // the highest id leased so far in this pass (see Queue.Lease)
 
 	rescued time.Time // when the loop last rescued expired leases
 
@@ -43,14 +42,23 @@ type feed struct {
 	want  chan struct{} // (buffered) the loop is wanted: jobs ran low, or a connection went idle
 }
 
+// newFeed makes the feed of a Run that found sp queued. With more than one
+// connection its first pass starts at a random id among them, so that
+// processes sharing the edition start apart and rarely have rows another
+// just took to step over (FOR UPDATE SKIP LOCKED keeps each row to one
+// holder where they meet); the pass then goes on from the lowest id. A
+// single connection sends in the order of the ids.
 func newFeed(r *run, sp span) *feed {
 	w := r.w
 	// A lease when half of the last is gone: at a loopback relay's pace
 	// half a lease of 200 lasts some 30 ms, several leases' time.
-	stripes, size := min(w.Conns, 4), max(w.Batch, 4*w.Conns)
-	return &feed{r: r, holder: w.Holder + "/0", low: size / 2, size: size,
-		expect: sp.N > 0, plan: newPlan(stripes, sp.N, sp.Lo, sp.Hi), live: w.Conns,
+	size := max(w.Batch, 4*w.Conns)
+	f := &feed{r: r, holder: w.Holder + "/0", low: size / 2, size: size, expect: sp.N > 0, live: w.Conns,
 		avail: make(chan struct{}), want: make(chan struct{}, 1)}
+	if w.Conns > 1 && sp.N > 0 {
+		f.cursor = sp.Lo - 1 + rand.Int64N(sp.Hi-sp.Lo+1)
+	}
+	return f
 }
 
 // tryTake hands out the next job, if one is ready.
@@ -247,32 +255,23 @@ func (f *feed) wait(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
-// lease takes the next lease: from the feed's stripe while there is one to
-// work (see plan), else from the shared pass, whose cursor starts again from
-// the lowest id once a lease finds nothing above it. again asks for another
-// lease at once (a stripe or a pass ended).
+// lease takes the next lease, of the ids above the cursor; once a pass
+// finds nothing above it, it starts again from the lowest id (again), which
+// also picks up retries, rescued leases and rows queued later.
 func (f *feed) lease(ctx context.Context) (jobs []Job, at time.Time, again bool, err error) {
-	n := f.size
-	after, upto, striped := f.plan.claim(0, n)
-	if !striped {
-		after, upto = f.cursor, math.MaxInt64
-	}
+	after := f.cursor
 	at = time.Now()
 	// Not cancelled by ctx: a lease the server committed while the client
 	// gave up would sit unknown until its expiry. Once it is back, a stop
 	// hands it back (the jobs are the feed's, released at the end).
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	jobs, err = f.r.w.Queue.LeaseRange(lctx, f.r.edition, f.holder, n, f.r.w.LeaseTTL, after, upto)
+	jobs, err = f.r.w.Queue.Lease(lctx, f.r.edition, f.holder, f.size, f.r.w.LeaseTTL, after)
 	cancel()
 	if err != nil {
 		return nil, at, false, err
 	}
-	if striped {
-		f.plan.leased(0, n, jobs)
-		return jobs, at, len(jobs) == 0, nil
-	}
 	if len(jobs) == 0 && after > 0 {
-		f.cursor = 0 // the end of a pass: start again from the lowest id
+		f.cursor = 0 // the end of a pass
 		return nil, at, true, nil
 	}
 	for _, j := range jobs {

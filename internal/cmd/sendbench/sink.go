@@ -205,7 +205,7 @@ func (p *delayProxy) relay(client net.Conn, id int64) {
 	// client -> server, undelayed; when the client is done, so is the server.
 	go func() {
 		if p.trace != nil {
-			p.trace.copy(id, server, client)
+			p.trace.pass(id, server, client)
 		} else {
 			io.Copy(server, client)
 		}

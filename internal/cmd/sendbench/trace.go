@@ -27,9 +27,9 @@ type connTimes struct {
 
 var mailFrom = []byte("MAIL FROM:")
 
-// copy passes what the client writes on to the server, counting the MAIL
+// pass passes what the client writes on to the server, counting the MAIL
 // commands of connection id as they go.
-func (t *connTrace) copy(id int64, server, client net.Conn) {
+func (t *connTrace) pass(id int64, server, client net.Conn) {
 	b := make([]byte, 64<<10)
 	for {
 		n, err := client.Read(b)
