@@ -33,8 +33,8 @@ func TestStreamRecordsEachGroupOnTheWay(t *testing.T) {
 	go func() { done <- w.Run(ctx, f.edition, new(delivery.Stats)) }()
 
 	deadline := time.Now().Add(20 * time.Second)
-	// The first lease is 21 (half the edition plus one, see plan.size):
-	// 25 recorded means groups of the second were written mid-stream.
+	// Held at the 28th, the 26 before it have their outcomes: 25
+	// recorded means five groups were written while the stream went on.
 	for f.count(t, `status = 'sent'`) < 25 {
 		if time.Now().After(deadline) {
 			release()
